@@ -1,0 +1,99 @@
+"""A minimal OpenAI-protocol backend, for the overhead benchmark (it isolates the gateway's own cost)
+and for the tests' failure paths. Behaviour is chosen by the request's ``model``:
+
+- ``mock`` (or anything else): answers at once; streams ``max_tokens`` chunks (default 16)
+- ``mock-500`` / ``mock-503``: answers that HTTP status
+- ``mock-slow``: waits 5 s before answering
+- ``mock-midstream-error``: streams 2 chunks, then an error event
+- ``mock-drop``: streams 2 chunks, then closes the connection without ``[DONE]``
+- ``mock-400``: refuses the request with an OpenAI error body
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import orjson
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+from starlette.routing import Route
+
+TOKEN = "tok "
+
+
+def _chunk(model: str, content: str | None, finish: str | None) -> bytes:
+    delta = {"content": content} if content is not None else {}
+    return b"data: " + orjson.dumps({
+        "id": "chatcmpl-mock", "object": "chat.completion.chunk", "created": int(time.time()),
+        "model": model,
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}],
+    }) + b"\n\n"
+
+
+async def _stream(model: str, n: int, usage: bool) -> AsyncIterator[bytes]:
+    yield _chunk(model, "", None)
+    for i in range(n):
+        if model == "mock-midstream-error" and i == 2:
+            yield b'data: {"error": {"message": "backend exploded", "type": "server_error"}}\n\n'
+            return
+        if model == "mock-drop" and i == 2:
+            raise ConnectionResetError("mock drops the connection")
+        yield _chunk(model, TOKEN, None)
+    yield _chunk(model, None, "length")
+    if usage:
+        yield b"data: " + orjson.dumps({
+            "id": "chatcmpl-mock", "object": "chat.completion.chunk", "created": 0,
+            "model": model, "choices": [],
+            "usage": {"prompt_tokens": 5, "completion_tokens": n, "total_tokens": 5 + n}}) + b"\n\n"
+    yield b"data: [DONE]\n\n"
+
+
+async def chat(request: Request) -> Response:
+    body: dict[str, Any] = orjson.loads(await request.body())
+    model = str(body.get("model", "mock"))
+    n = int(body.get("max_tokens") or 16)
+    if model in ("mock-500", "mock-503"):
+        return Response(b'{"error": {"message": "boom", "type": "server_error"}}',
+                        status_code=int(model[-3:]), media_type="application/json")
+    if model == "mock-400":
+        return Response(b'{"error": {"message": "This model\'s maximum context length is 8 tokens.",'
+                        b' "type": "invalid_request_error", "param": "messages",'
+                        b' "code": "context_length_exceeded"}}', status_code=400,
+                        media_type="application/json")
+    if model == "mock-slow":
+        await asyncio.sleep(5)
+    if body.get("stream"):
+        usage = bool((body.get("stream_options") or {}).get("include_usage"))
+        return StreamingResponse(_stream(model, n, usage), media_type="text/event-stream")
+    return Response(orjson.dumps({
+        "id": "chatcmpl-mock", "object": "chat.completion", "created": int(time.time()),
+        "model": model,
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": TOKEN * n},
+                     "finish_reason": "length", "logprobs": None}],
+        "usage": {"prompt_tokens": 5, "completion_tokens": n, "total_tokens": 5 + n},
+    }), media_type="application/json")
+
+
+async def health(request: Request) -> Response:
+    return Response(b'{"status": "ok"}', media_type="application/json")
+
+
+def create_app() -> Starlette:
+    return Starlette(routes=[
+        Route("/v1/chat/completions", chat, methods=["POST"]),
+        Route("/v1/completions", chat, methods=["POST"]),
+        Route("/health", health, methods=["GET"]),
+    ])
+
+
+if __name__ == "__main__":
+    import sys
+
+    import uvicorn
+
+    uvicorn.run(create_app(), host="127.0.0.1", port=int(sys.argv[1]), log_level="warning",
+                access_log=False)

@@ -1,0 +1,31 @@
+"""``GET /v1/models`` and ``GET /v1/models/{model}``, read from the catalog."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from functions.api.common import endpoint
+from functions.gateway import Gateway
+from models.catalog import ModelSpec
+
+
+def model_object(m: ModelSpec) -> dict[str, Any]:
+    return {"id": m.alias, "object": "model", "created": 0, "owned_by": "llmp",
+            "tier": m.tier, "context_length": m.context_length,
+            "price": m.price.model_dump()}
+
+
+@endpoint
+async def list_models(gw: Gateway, request: Request) -> Response:
+    await gw.authenticator.authenticate(request.headers.get("authorization"))
+    return JSONResponse({"object": "list", "data": [model_object(m) for m in gw.catalog.models]})
+
+
+@endpoint
+async def get_model(gw: Gateway, request: Request) -> Response:
+    await gw.authenticator.authenticate(request.headers.get("authorization"))
+    alias = request.url.path.split("/v1/models/", 1)[1]
+    return JSONResponse(model_object(gw.dispatcher.model(alias)))

@@ -1,0 +1,17 @@
+"""The route table: one list, registered both as Azure Functions and as ASGI routes."""
+
+from __future__ import annotations
+
+from functions.api.common import RouteSpec
+from functions.api.generate import chat_completions, completions
+from functions.api.health import health, ready
+from functions.api.models import get_model, list_models
+
+ROUTES: tuple[RouteSpec, ...] = (
+    RouteSpec("chat_completions", "/v1/chat/completions", ("POST",), chat_completions),
+    RouteSpec("completions", "/v1/completions", ("POST",), completions),
+    RouteSpec("list_models", "/v1/models", ("GET",), list_models),
+    RouteSpec("get_model", "/v1/models/{model}", ("GET",), get_model),
+    RouteSpec("health", "/health", ("GET",), health),
+    RouteSpec("ready", "/ready", ("GET",), ready),
+)

@@ -1,0 +1,40 @@
+"""The backend interface. vLLM and llama.cpp servers both speak the OpenAI protocol; the
+differences (what parameters they accept, how they report health) live in the implementations."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+
+Endpoint = Literal["chat/completions", "completions"]
+
+
+@dataclass(frozen=True, slots=True)
+class Completion:
+    """A whole (non-streamed) answer: the backend's bytes, passed on as they are, and the parse."""
+
+    content: bytes
+    body: dict[str, Any]
+
+
+class UpstreamStream(Protocol):
+    """An opened stream: the data payloads of its SSE events, ``[DONE]`` excluded."""
+
+    def events(self) -> AsyncIterator[bytes]: ...
+
+    async def aclose(self) -> None: ...
+
+
+class Backend(Protocol):
+    name: str
+    served_model: str | None
+
+    def check(self, endpoint: Endpoint, body: dict[str, Any]) -> None:
+        """Raise ``InvalidRequest`` for what this kind of server cannot do."""
+
+    async def complete(self, endpoint: Endpoint, body: dict[str, Any]) -> Completion: ...
+
+    async def open_stream(self, endpoint: Endpoint, body: dict[str, Any]) -> UpstreamStream: ...
+
+    async def healthy(self) -> bool: ...

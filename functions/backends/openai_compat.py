@@ -1,0 +1,164 @@
+"""Backends that speak the OpenAI HTTP protocol over one pooled ``httpx.AsyncClient``."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import orjson
+
+from functions.backends.base import Completion, Endpoint
+from functions.errors import (
+    BackendError,
+    BackendTimeout,
+    BackendUnavailable,
+    InvalidRequest,
+    LlmpError,
+    UpstreamRejected,
+)
+from models.catalog import BackendSpec
+
+
+def transport_error(name: str, e: httpx.HTTPError) -> LlmpError:
+    """Map an httpx failure to the domain: unreachable (503), too slow (504) or broken (502)."""
+    if isinstance(e, httpx.ConnectTimeout | httpx.ConnectError | httpx.PoolTimeout):
+        return BackendUnavailable(f"Model backend {name} is unreachable.")
+    if isinstance(e, httpx.TimeoutException):
+        return BackendTimeout(f"Model backend {name} did not answer in time.")
+    return BackendError(f"Model backend {name} failed: {type(e).__name__}.")
+
+
+def status_error(name: str, status: int, content: bytes) -> LlmpError:
+    message, param, code = f"Model backend {name} answered HTTP {status}.", None, None
+    try:
+        err = orjson.loads(content).get("error")
+        if isinstance(err, dict):
+            message = str(err.get("message") or message)
+            param, code = err.get("param"), err.get("code")
+        elif isinstance(err, str):
+            message = err
+    except (orjson.JSONDecodeError, AttributeError):
+        pass
+    if status in (502, 503, 504):
+        return BackendUnavailable(f"Model backend {name} is unavailable (HTTP {status}).")
+    if status >= 500:
+        return BackendError(f"Model backend {name} failed (HTTP {status}).")
+    if status == 404:
+        status = 400  # the gateway knows the alias; a backend 404 means a misrouted model name
+    return UpstreamRejected(message, status=status, param=param, code=code)
+
+
+class SSEStream:
+    """Data payloads of a ``text/event-stream`` response, split on blank lines without decoding."""
+
+    def __init__(self, name: str, response: httpx.Response) -> None:
+        self._name, self._response = name, response
+
+    async def events(self) -> AsyncIterator[bytes]:
+        buf = b""
+        try:
+            async for piece in self._response.aiter_raw():
+                buf += piece
+                while True:
+                    end = buf.find(b"\n\n")
+                    if end < 0:
+                        break
+                    event, buf = buf[:end], buf[end + 2:]
+                    data = _event_data(event)
+                    if data is None:
+                        continue
+                    if data == b"[DONE]":
+                        return
+                    yield data
+        except httpx.HTTPError as e:
+            raise transport_error(self._name, e) from e
+        raise BackendError(f"Model backend {self._name} ended the stream early.")
+
+    async def aclose(self) -> None:
+        await self._response.aclose()
+
+
+def _event_data(event: bytes) -> bytes | None:
+    lines = [ln[5:].lstrip(b" ") for ln in event.replace(b"\r\n", b"\n").split(b"\n")
+             if ln.startswith(b"data:")]
+    return b"\n".join(lines) if lines else None
+
+
+class OpenAICompatBackend:
+    """A server of the OpenAI protocol at ``{url}/v1``."""
+
+    kind = "openai"
+    unsupported: frozenset[str] = frozenset()
+
+    def __init__(self, spec: BackendSpec, client: httpx.AsyncClient, read_timeout_s: float) -> None:
+        self.name = spec.name
+        self.served_model = spec.served_model
+        self._base = spec.base_url + "/v1/"
+        self._client = client
+        self._read_timeout = read_timeout_s
+        self._headers = {"content-type": "application/json"}
+        if spec.api_key_env and (token := os.environ.get(spec.api_key_env)):
+            self._headers["authorization"] = f"Bearer {token}"
+
+    def check(self, endpoint: Endpoint, body: dict[str, Any]) -> None:
+        for param in self.unsupported:
+            if body.get(param) not in (None, False):
+                raise InvalidRequest(f"'{param}' is not supported by this model's tier.", param=param,
+                                     code="unsupported_parameter")
+
+    def _timeout(self) -> httpx.Timeout:
+        return httpx.Timeout(self._client.timeout.connect, read=self._read_timeout,
+                             write=self._read_timeout, pool=self._client.timeout.pool)
+
+    async def complete(self, endpoint: Endpoint, body: dict[str, Any]) -> Completion:
+        try:
+            r = await self._client.post(self._base + endpoint, content=orjson.dumps(body),
+                                        headers=self._headers, timeout=self._timeout())
+        except httpx.HTTPError as e:
+            raise transport_error(self.name, e) from e
+        if r.status_code != 200:
+            raise status_error(self.name, r.status_code, r.content)
+        try:
+            parsed = orjson.loads(r.content)
+        except orjson.JSONDecodeError as e:
+            raise BackendError(f"Model backend {self.name} sent invalid JSON.") from e
+        return Completion(r.content, parsed)
+
+    async def open_stream(self, endpoint: Endpoint, body: dict[str, Any]) -> SSEStream:
+        request = self._client.build_request("POST", self._base + endpoint, content=orjson.dumps(body),
+                                             headers=self._headers, timeout=self._timeout())
+        try:
+            r = await self._client.send(request, stream=True)
+        except httpx.HTTPError as e:
+            raise transport_error(self.name, e) from e
+        if r.status_code != 200:
+            try:
+                content = await r.aread()
+            except httpx.HTTPError:
+                content = b""
+            finally:
+                await r.aclose()
+            raise status_error(self.name, r.status_code, content)
+        return SSEStream(self.name, r)
+
+    async def healthy(self) -> bool:
+        try:
+            r = await self._client.get(self._base.removesuffix("v1/") + "health", timeout=2.0)
+        except httpx.HTTPError:
+            return False
+        return r.status_code == 200
+
+
+class LlamaCppBackend(OpenAICompatBackend):
+    """llmp's GGUF server (llama-cpp-python): one answer per request, no tools or logprobs."""
+
+    kind = "gguf"
+    unsupported = frozenset({"tools", "logprobs", "top_logprobs", "logit_bias"})
+
+
+class VllmBackend(OpenAICompatBackend):
+    """vLLM's OpenAI server: full sampling surface, tools where the model's parser allows."""
+
+    kind = "vllm"

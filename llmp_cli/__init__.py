@@ -1,0 +1,1 @@
+"""The ``llmp`` command line: ``llmp serve`` (the whole platform locally) and ``llmp keys``."""

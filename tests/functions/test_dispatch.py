@@ -1,0 +1,85 @@
+"""Dispatch with fallback, over real backends on loopback (mock server and a dead port)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import httpx
+import orjson
+import pytest
+
+from functions.backends import build_backend
+from functions.dispatch import Dispatcher
+from functions.errors import BackendUnavailable, ModelNotFound
+from functions.protocol.chat import ChatCompletionRequest
+from models.catalog import parse_catalog
+from tests.conftest import catalog_yaml
+
+
+@pytest.fixture
+async def dispatcher(mock_url: str, dead_url: str) -> AsyncIterator[Dispatcher]:
+    catalog = parse_catalog(catalog_yaml(None, mock_url, dead_url), {})
+    async with httpx.AsyncClient(timeout=httpx.Timeout(5, connect=1)) as client:
+        backends = {m.alias: [build_backend(m.tier, b, client, 5) for b in m.backends]
+                    for m in catalog.models}
+        yield Dispatcher(catalog, backends, cooldown_s=60)
+
+
+def req(model: str, **extra: object) -> ChatCompletionRequest:
+    return ChatCompletionRequest.parse(orjson.dumps(
+        {"model": model, "messages": [{"role": "user", "content": "x"}], "max_tokens": 3,
+         **extra}))
+
+
+async def test_unknown_alias(dispatcher: Dispatcher) -> None:
+    with pytest.raises(ModelNotFound):
+        await dispatcher.complete("chat/completions", req("nope"))
+
+
+async def test_falls_back_to_the_next_backend(dispatcher: Dispatcher) -> None:
+    backend, result = await dispatcher.complete("chat/completions", req("mock-fallback"))
+    assert backend.name == "mock-b"
+    assert result.body["model"] == "mock"  # served_model was sent
+
+
+async def test_a_failed_backend_is_tried_last_during_cooldown(dispatcher: Dispatcher) -> None:
+    await dispatcher.complete("chat/completions", req("mock-fallback"))
+    names = [b.name for b in dispatcher._candidates("mock-fallback")]
+    assert names == ["mock-b", "dead-a"]
+
+
+async def test_all_down_is_503(dispatcher: Dispatcher) -> None:
+    with pytest.raises(BackendUnavailable):
+        await dispatcher.complete("chat/completions", req("dead"))
+    with pytest.raises(BackendUnavailable):
+        await dispatcher.stream("chat/completions", req("dead", stream=True))
+
+
+async def test_stream_falls_back_before_the_first_token(dispatcher: Dispatcher) -> None:
+    backend, body, result = await dispatcher.stream("chat/completions",
+                                                    req("mock-fallback", stream=True))
+    raw = b"".join([c async for c in body])
+    assert backend.name == "mock-b"
+    assert raw.endswith(b"data: [DONE]\n\n")
+    assert b'"usage"' not in raw  # not asked for: taken, not sent
+    assert result.usage is not None and result.usage.completion_tokens == 3
+
+
+async def test_stream_usage_chunk_when_asked(dispatcher: Dispatcher) -> None:
+    _, body, _ = await dispatcher.stream(
+        "chat/completions", req("mock", stream=True, stream_options={"include_usage": True}))
+    raw = b"".join([c async for c in body])
+    events = [e for e in raw.split(b"\n\n") if e]
+    assert b'"usage"' in events[-2] and events[-1] == b"data: [DONE]"
+
+
+@pytest.mark.parametrize("model", ["mock-midstream-error", "mock-drop"])
+async def test_failure_after_first_token_is_an_error_event(dispatcher: Dispatcher,
+                                                           model: str) -> None:
+    _, body, result = await dispatcher.stream("chat/completions", req(model, stream=True))
+    events = [e for e in b"".join([c async for c in body]).split(b"\n\n") if e]
+    assert events[-1] == b"data: [DONE]"
+    err = orjson.loads(events[-2].removeprefix(b"data: "))
+    assert err["error"]["type"] == "server_error"
+    assert result.error is not None
+    assert sum(b'"content":"tok ' in e for e in events) == 2

