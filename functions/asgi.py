@@ -43,6 +43,7 @@ def create_app(gateway: Gateway | None = None) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        _ = gw.dispatcher  # validate the catalog at start-up: a bad one stops the server here
         yield
         await gw.aclose()
 

@@ -116,8 +116,8 @@ class Dispatcher:
             upstream: UpstreamStream | None = None
             try:
                 upstream = await backend.open_stream(endpoint, body)
-                events = upstream.events()
-                first = await anext(events, None)
+                batches = upstream.batches()
+                first = await anext(batches, None)
             except RETRYABLE as e:
                 if upstream is not None:
                     await upstream.aclose()
@@ -126,7 +126,7 @@ class Dispatcher:
                 continue
             self._health.mark_up(backend.name)
             result = StreamResult()
-            return backend, _relay(upstream, events, first, req.wants_usage_chunk, result), result
+            return backend, _relay(upstream, batches, first, req.wants_usage_chunk, result), result
         raise last or BackendUnavailable("No backend is configured for this model.")
 
     @staticmethod
@@ -134,24 +134,32 @@ class Dispatcher:
         return backend.served_model or alias
 
 
-async def _relay(upstream: UpstreamStream, events: AsyncIterator[bytes], first: bytes | None,
-                 want_usage: bool, result: StreamResult) -> AsyncIterator[bytes]:
-    """Pass events on as they come (no buffering); take the usage chunk; end with ``[DONE]``."""
+async def _relay(upstream: UpstreamStream, batches: AsyncIterator[list[bytes]],
+                 first: list[bytes] | None, want_usage: bool, result: StreamResult
+                 ) -> AsyncIterator[bytes]:
+    """Pass events on as they come (no buffering); take the usage chunk; end with ``[DONE]``.
+    Events that arrived before a failure are still sent, then the error event."""
+    pending: list[bytes] = []
     try:
         if first is not None:
-            out = _event(first, want_usage, result)
-            if out:
-                yield out
-            async for data in events:
-                out = _event(data, want_usage, result)
-                if out:
+            async for batch in _prepend(first, batches):
+                pending.extend(_event(d, want_usage, result) for d in batch)
+                if out := b"".join(pending):
                     yield out
+                pending.clear()
         yield b"data: [DONE]\n\n"
     except LlmpError as e:
         result.error = e
-        yield sse_error(e)
+        yield b"".join(pending) + sse_error(e)
     finally:
         await upstream.aclose()
+
+
+async def _prepend(first: list[bytes], rest: AsyncIterator[list[bytes]]
+                   ) -> AsyncIterator[list[bytes]]:
+    yield first
+    async for batch in rest:
+        yield batch
 
 
 def _event(data: bytes, want_usage: bool, result: StreamResult) -> bytes:

@@ -19,9 +19,10 @@ class Completion:
 
 
 class UpstreamStream(Protocol):
-    """An opened stream: the data payloads of its SSE events, ``[DONE]`` excluded."""
+    """An opened stream: the data payloads of its SSE events, ``[DONE]`` excluded, in batches of
+    what arrived together."""
 
-    def events(self) -> AsyncIterator[bytes]: ...
+    def batches(self) -> AsyncIterator[list[bytes]]: ...
 
     async def aclose(self) -> None: ...
 

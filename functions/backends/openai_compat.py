@@ -56,25 +56,29 @@ class SSEStream:
     def __init__(self, name: str, response: httpx.Response) -> None:
         self._name, self._response = name, response
 
-    async def events(self) -> AsyncIterator[bytes]:
-        buf = b""
+    async def batches(self) -> AsyncIterator[list[bytes]]:
+        """Each network read's complete events, together: one write downstream per read, with no
+        wait for more (a token that arrived alone leaves alone)."""
+        buf, done = b"", False
         try:
             async for piece in self._response.aiter_raw():
+                if done:
+                    continue  # drain what follows [DONE], so the connection goes back to the pool
                 buf += piece
-                while True:
-                    end = buf.find(b"\n\n")
-                    if end < 0:
-                        break
+                batch: list[bytes] = []
+                while not done and (end := buf.find(b"\n\n")) >= 0:
                     event, buf = buf[:end], buf[end + 2:]
                     data = _event_data(event)
-                    if data is None:
-                        continue
                     if data == b"[DONE]":
-                        return
-                    yield data
+                        done = True
+                    elif data is not None:
+                        batch.append(data)
+                if batch:
+                    yield batch
         except httpx.HTTPError as e:
             raise transport_error(self._name, e) from e
-        raise BackendError(f"Model backend {self._name} ended the stream early.")
+        if not done:
+            raise BackendError(f"Model backend {self._name} ended the stream early.")
 
     async def aclose(self) -> None:
         await self._response.aclose()

@@ -83,3 +83,21 @@ async def test_failure_after_first_token_is_an_error_event(dispatcher: Dispatche
     assert err["error"]["type"] == "server_error"
     assert result.error is not None
     assert sum(b'"content":"tok ' in e for e in events) == 2
+
+
+async def test_events_before_an_error_in_the_same_read_are_sent() -> None:
+    from functions.dispatch import StreamResult, _relay
+
+    class OneRead:
+        async def batches(self) -> AsyncIterator[list[bytes]]:
+            yield [b'{"choices": [{"delta": {"content": "a"}}]}', b'{"error": {"message": "x"}}']
+
+        async def aclose(self) -> None:
+            self.closed = True
+
+    up = OneRead()
+    it = up.batches()
+    first = await anext(it)
+    raw = b"".join([c async for c in _relay(up, it, first, False, StreamResult())])
+    assert raw.index(b'"content": "a"') < raw.index(b'"error"')
+    assert raw.endswith(b"data: [DONE]\n\n") and up.closed

