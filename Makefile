@@ -4,15 +4,16 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 EXTRAS := gateway,gguf,models-local,local,dev
-STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml package-lock.json | sha1sum | cut -c1-12)
 
 export HF_HUB_OFFLINE := 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 .PHONY: install run test lint typecheck pytest bench clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml package-lock.json
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	npm ci --no-audit --no-fund --loglevel=error   # Azurite, the Azure Storage emulator
 	$(BIN)/python -m pip install -q --upgrade pip
 	@echo "Installing llmp (the first time, llama-cpp-python compiles from source: about 15 minutes)"
 	$(BIN)/python -m pip install -q -e '.[$(EXTRAS)]'

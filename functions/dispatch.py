@@ -50,6 +50,7 @@ class StreamResult:
 
     usage: Usage | None = None
     error: LlmpError | None = None
+    headers: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -125,7 +126,7 @@ class Dispatcher:
                 last = e
                 continue
             self._health.mark_up(backend.name)
-            result = StreamResult()
+            result = StreamResult(headers=upstream.headers)
             return backend, _relay(upstream, batches, first, req.wants_usage_chunk, result), result
         raise last or BackendUnavailable("No backend is configured for this model.")
 

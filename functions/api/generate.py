@@ -21,12 +21,12 @@ async def _generate(gw: Gateway, request: Request, endpoint_: Endpoint,
     await gw.authenticator.authenticate(request.headers.get("authorization"))
     req = model.parse(await read_body(request, gw.settings.max_body_bytes))
     if req.stream:
-        backend, body, _result = await gw.dispatcher.stream(endpoint_, req)
-        return StreamingResponse(body, media_type="text/event-stream",
-                                 headers={**SSE_HEADERS, "x-llmp-backend": backend.name})
+        backend, body, result = await gw.dispatcher.stream(endpoint_, req)
+        return StreamingResponse(body, media_type="text/event-stream", headers={
+            **SSE_HEADERS, **result.headers, "x-llmp-backend": backend.name})
     backend, completion = await gw.dispatcher.complete(endpoint_, req)
     return Response(completion.content, media_type="application/json",
-                    headers={"x-llmp-backend": backend.name})
+                    headers={**completion.headers, "x-llmp-backend": backend.name})
 
 
 @endpoint

@@ -3,8 +3,8 @@ differences (what parameters they accept, how they report health) live in the im
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 Endpoint = Literal["chat/completions", "completions"]
@@ -16,11 +16,20 @@ class Completion:
 
     content: bytes
     body: dict[str, Any]
+    headers: Mapping[str, str] = field(default_factory=dict)
+    """Backend headers the gateway passes on (see ``FORWARDED_HEADERS``)."""
+
+
+FORWARDED_HEADERS = ("x-llmp-model-version",)
+"""Backend response headers passed on to the client: the model version that answered."""
 
 
 class UpstreamStream(Protocol):
     """An opened stream: the data payloads of its SSE events, ``[DONE]`` excluded, in batches of
     what arrived together."""
+
+    @property
+    def headers(self) -> Mapping[str, str]: ...
 
     def batches(self) -> AsyncIterator[list[bytes]]: ...
 

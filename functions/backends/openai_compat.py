@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import orjson
 
-from functions.backends.base import Completion, Endpoint
+from functions.backends.base import FORWARDED_HEADERS, Completion, Endpoint
 from functions.errors import (
     BackendError,
     BackendTimeout,
@@ -55,6 +55,7 @@ class SSEStream:
 
     def __init__(self, name: str, response: httpx.Response) -> None:
         self._name, self._response = name, response
+        self.headers = forwarded(response)
 
     async def batches(self) -> AsyncIterator[list[bytes]]:
         """Each network read's complete events, together: one write downstream per read, with no
@@ -82,6 +83,10 @@ class SSEStream:
 
     async def aclose(self) -> None:
         await self._response.aclose()
+
+
+def forwarded(r: httpx.Response) -> dict[str, str]:
+    return {h: v for h in FORWARDED_HEADERS if (v := r.headers.get(h)) is not None}
 
 
 def _event_data(event: bytes) -> bytes | None:
@@ -128,7 +133,7 @@ class OpenAICompatBackend:
             parsed = orjson.loads(r.content)
         except orjson.JSONDecodeError as e:
             raise BackendError(f"Model backend {self.name} sent invalid JSON.") from e
-        return Completion(r.content, parsed)
+        return Completion(r.content, parsed, forwarded(r))
 
     async def open_stream(self, endpoint: Endpoint, body: dict[str, Any]) -> SSEStream:
         request = self._client.build_request("POST", self._base + endpoint, content=orjson.dumps(body),

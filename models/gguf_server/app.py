@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
+import hmac
 import logging
 import threading
 import time
@@ -20,9 +20,9 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
+from models.blob_store import BlobSettings, ModelStore
 from models.gguf_server.engine import (
     Delta,
-    Engine,
     EngineError,
     Event,
     Finished,
@@ -30,15 +30,20 @@ from models.gguf_server.engine import (
     Sampling,
     Started,
 )
+from models.gguf_server.manager import Lease, ModelManager
+from models.gguf_server.metrics import Metrics
 from models.gguf_server.protocol import ChatRequest, CompletionRequest
 from models.gguf_server.settings import GGUFServerSettings
-from models.local_files import resolve_model_file
 
 log = logging.getLogger(__name__)
 
 
-def _json(data: Any, status: int = 200) -> Response:
-    return Response(orjson.dumps(data), status_code=status, media_type="application/json")
+VERSION_HEADER = "x-llmp-model-version"
+
+
+def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(orjson.dumps(data), status_code=status, media_type="application/json",
+                    headers=headers)
 
 
 def _error(status: int, message: str, type_: str = "invalid_request_error",
@@ -53,55 +58,49 @@ def _engine_error(e: EngineError) -> Response:
 
 
 class GGUFServer:
-    def __init__(self, settings: GGUFServerSettings) -> None:
+    def __init__(self, settings: GGUFServerSettings, store: ModelStore | None = None) -> None:
         self.settings = settings
-        self.engine: Engine | None = None
-        self.version = settings.version
-        self.sha256: str | None = None
-        self.load_seconds: float | None = None
-        self.load_error: str | None = None
+        self.manager = ModelManager(settings, Metrics(lambda: self.manager.in_flight), store)
 
-    # -- lifecycle ---------------------------------------------------------------------------
-    async def start(self) -> None:
-        asyncio.get_running_loop().create_task(self._load())
-
-    async def _load(self) -> None:
-        s = self.settings
-        started = time.perf_counter()
-        try:
-            path = resolve_model_file(s.model)
-            engine = Engine(path, slots=s.slots, threads_per_slot=s.threads_per_slot,
-                            n_ctx=s.n_ctx, n_batch=s.n_batch, max_queue=s.max_queue)
-            await asyncio.to_thread(engine.load)
-            self.sha256 = await asyncio.to_thread(_sha256, path)
-        except Exception as e:  # noqa: BLE001 - reported by /health
-            self.load_error = f"{type(e).__name__}: {e}"
-            log.error("model load failed", extra={"error": self.load_error})
-            return
-        engine.activate()
-        self.version = self.version or path.name
-        self.load_seconds = round(time.perf_counter() - started, 3)
-        self.engine = engine
-
-    async def stop(self) -> None:
-        if self.engine is not None:
-            engine, self.engine = self.engine, None
-            await asyncio.to_thread(engine.close)
+    @property
+    def metrics(self) -> Metrics:
+        return self.manager.metrics
 
     # -- handlers ----------------------------------------------------------------------------
     async def health(self, request: Request) -> Response:
-        info = {"alias": self.settings.alias, "version": self.version, "sha256": self.sha256,
-                "load_seconds": self.load_seconds}
-        if self.engine is None:
-            status = "failed" if self.load_error else "loading"
-            return _json({"status": status, "reason": self.load_error or "loading model", **info},
-                         503)
-        return _json({"status": "ok", "in_flight": self.engine.in_flight, **info})
+        m = self.manager
+        cur = m.current
+        info = {"alias": self.settings.alias, "version": cur.version if cur else None,
+                "sha256": cur.sha256 if cur else None,
+                "load_seconds": cur.load_seconds if cur else None, "last_error": m.last_error}
+        if cur is None:
+            status = "failed" if m.reason.startswith("failed") else "loading"
+            return _json({"status": status, "reason": m.reason, **info}, 503)
+        return _json({"status": "ok", "in_flight": m.in_flight, **info})
+
+    async def metrics_endpoint(self, request: Request) -> Response:
+        return Response(self.metrics.render(), media_type="text/plain; version=0.0.4")
+
+    async def refresh(self, request: Request) -> Response:
+        """Check Blob now. Also answers Event Grid's subscription validation handshake."""
+        token = self.settings.refresh_token
+        given = request.query_params.get("token") or request.headers.get("x-llmp-refresh-token")
+        if token and not hmac.compare_digest(token, given or ""):
+            return _error(401, "A valid refresh token is required.", code="invalid_token")
+        with contextlib.suppress(orjson.JSONDecodeError):
+            events = orjson.loads(await request.body() or b"[]")
+            for ev in events if isinstance(events, list) else [events]:
+                if isinstance(ev, dict) and ev.get("eventType") == \
+                        "Microsoft.EventGrid.SubscriptionValidationEvent":
+                    return _json({"validationResponse": ev.get("data", {}).get("validationCode")})
+        self.manager.refresh()
+        return _json({"status": "refresh scheduled"}, 202)
 
     async def models(self, request: Request) -> Response:
+        cur = self.manager.current
         return _json({"object": "list", "data": [
             {"id": self.settings.alias, "object": "model", "created": 0, "owned_by": "llmp",
-             "version": self.version}]})
+             "version": cur.version if cur else None}]})
 
     async def chat(self, request: Request) -> Response:
         return await self._serve(request, ChatRequest, chat=True)
@@ -111,8 +110,6 @@ class GGUFServer:
 
     async def _serve(self, request: Request, model: type[ChatRequest] | type[CompletionRequest],
                      *, chat: bool) -> Response:
-        if self.engine is None:
-            return _error(503, "The model is still loading.", "server_error", "model_loading")
         try:
             req = model.model_validate_json(await request.body())
             prompt = req.prompt() if isinstance(req, ChatRequest) else req.as_prompt()
@@ -122,21 +119,30 @@ class GGUFServer:
             return _error(400, f"Invalid value for '{param}': {first['msg']}.", param=param)
         except ValueError as e:
             return _error(400, str(e))
+        try:
+            lease = self.manager.lease()
+        except EngineError as e:
+            return _engine_error(e)
         sampling = req.sampling(self.settings.default_max_tokens)
         if req.stream:
-            return await self._stream(prompt, sampling, chat=chat, include_usage=req.include_usage)
-        return await self._complete(request, prompt, sampling, chat=chat)
+            return await self._stream(lease, prompt, sampling, chat=chat,
+                                      include_usage=req.include_usage)
+        try:
+            return await self._complete(request, lease, prompt, sampling, chat=chat)
+        finally:
+            lease.release()
 
-    async def _complete(self, request: Request, prompt: Prompt, sampling: Sampling, *,
-                        chat: bool) -> Response:
-        assert self.engine is not None
+    async def _complete(self, request: Request, lease: Lease, prompt: Prompt, sampling: Sampling,
+                        *, chat: bool) -> Response:
         cancel = threading.Event()
         watcher = asyncio.create_task(_watch_disconnect(request, cancel))
         parts: list[str] = []
         finished: Finished | None = None
+        timer = _Timer()
         try:
-            async for ev in self.engine.generate(prompt, sampling, cancel):
+            async for ev in lease.engine.generate(prompt, sampling, cancel):
                 if isinstance(ev, Delta):
+                    timer.token()
                     parts.append(ev.text)
                 elif isinstance(ev, Finished):
                     finished = ev
@@ -145,39 +151,43 @@ class GGUFServer:
         finally:
             watcher.cancel()
         assert finished is not None
-        text = "".join(parts)
-        return _json(self._body(chat, text, finished))
+        self.metrics.finished(finished.prompt_tokens, finished.completion_tokens, timer.seconds)
+        version = lease.loaded.version
+        return _json(self._body(chat, "".join(parts), finished, version),
+                     headers={VERSION_HEADER: version})
 
-    def _body(self, chat: bool, text: str, f: Finished) -> dict[str, Any]:
+    def _body(self, chat: bool, text: str, f: Finished, version: str) -> dict[str, Any]:
         reason = "stop" if f.reason == "cancelled" else f.reason
         choice: dict[str, Any] = (
             {"index": 0, "message": {"role": "assistant", "content": text},
              "finish_reason": reason, "logprobs": None} if chat else
             {"index": 0, "text": text, "finish_reason": reason, "logprobs": None})
-        return {**self._head(chat, stream=False), "choices": [choice], "usage": _usage(f)}
+        return {**self._head(chat, version, stream=False), "choices": [choice], "usage": _usage(f)}
 
-    def _head(self, chat: bool, *, stream: bool) -> dict[str, Any]:
+    def _head(self, chat: bool, version: str, *, stream: bool) -> dict[str, Any]:
         kind = ("chat.completion.chunk" if stream else "chat.completion") if chat \
             else "text_completion"
         prefix = "chatcmpl-" if chat else "cmpl-"
         return {"id": prefix + uuid.uuid4().hex, "object": kind, "created": int(time.time()),
-                "model": self.settings.alias, "system_fingerprint": self.version}
+                "model": self.settings.alias, "system_fingerprint": version}
 
-    async def _stream(self, prompt: Prompt, sampling: Sampling, *, chat: bool,
+    async def _stream(self, lease: Lease, prompt: Prompt, sampling: Sampling, *, chat: bool,
                       include_usage: bool) -> Response:
-        assert self.engine is not None
-        events = self.engine.generate(prompt, sampling)
+        events = lease.engine.generate(prompt, sampling)
         try:
             first = await anext(events)  # a prompt that is too long is a 400, not a broken stream
         except EngineError as e:
+            lease.release()
             return _engine_error(e)
-        return StreamingResponse(self._sse(events, first, chat, include_usage),
+        version = lease.loaded.version
+        return StreamingResponse(self._sse(lease, events, first, chat, include_usage),
                                  media_type="text/event-stream",
-                                 headers={"cache-control": "no-cache"})
+                                 headers={"cache-control": "no-cache", VERSION_HEADER: version})
 
-    async def _sse(self, events: AsyncIterator[Event], first: Event, chat: bool,
+    async def _sse(self, lease: Lease, events: AsyncIterator[Event], first: Event, chat: bool,
                    include_usage: bool) -> AsyncIterator[bytes]:
-        head = self._head(chat, stream=True)
+        head = self._head(chat, lease.loaded.version, stream=True)
+        timer = _Timer()
 
         def chunk(delta: str | None, finish: str | None, *, role: bool = False) -> bytes:
             if chat:
@@ -195,8 +205,10 @@ class GGUFServer:
                 yield chunk(None, None, role=True)
             async for ev in _chain(first, events):
                 if isinstance(ev, Delta):
+                    timer.token()
                     yield chunk(ev.text, None)
                 elif isinstance(ev, Finished):
+                    self.metrics.finished(ev.prompt_tokens, ev.completion_tokens, timer.seconds)
                     yield chunk(None, "stop" if ev.reason == "cancelled" else ev.reason)
                     if include_usage:
                         yield b"data: " + orjson.dumps(
@@ -207,8 +219,25 @@ class GGUFServer:
                              "code": None}}
             yield b"data: " + orjson.dumps(err) + b"\n\ndata: [DONE]\n\n"
         finally:
+            lease.release()
             with contextlib.suppress(RuntimeError):
                 await events.aclose()  # type: ignore[attr-defined]
+
+
+class _Timer:
+    """First-to-last token time of one request."""
+
+    def __init__(self) -> None:
+        self.first: float | None = None
+        self.last = 0.0
+
+    def token(self) -> None:
+        self.last = time.perf_counter()
+        self.first = self.first or self.last
+
+    @property
+    def seconds(self) -> float:
+        return self.last - self.first if self.first else 0.0
 
 
 async def _chain(first: Event, rest: AsyncIterator[Event]) -> AsyncIterator[Event]:
@@ -230,25 +259,21 @@ def _usage(f: Finished) -> dict[str, int]:
             "total_tokens": f.prompt_tokens + f.completion_tokens}
 
 
-def _sha256(path: Any) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def create_app(settings: GGUFServerSettings) -> Starlette:
-    server = GGUFServer(settings)
+def create_app(settings: GGUFServerSettings, store: ModelStore | None = None) -> Starlette:
+    if store is None and settings.from_blob:
+        store = ModelStore.from_settings(BlobSettings())
+    server = GGUFServer(settings, store)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        await server.start()
+        server.manager.start()
         yield
-        await server.stop()
+        await server.manager.stop()
 
     app = Starlette(routes=[
         Route("/health", server.health, methods=["GET"]),
+        Route("/metrics", server.metrics_endpoint, methods=["GET"]),
+        Route("/admin/refresh", server.refresh, methods=["POST"]),
         Route("/v1/models", server.models, methods=["GET"]),
         Route("/v1/chat/completions", server.chat, methods=["POST"]),
         Route("/v1/completions", server.completions, methods=["POST"]),

@@ -40,6 +40,11 @@ class NotReady(EngineError):
     status = 503
 
 
+CHATML = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n"
+          "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
+"""Used for models whose GGUF carries no chat template and were published without one."""
+
+
 @dataclass(frozen=True, slots=True)
 class Sampling:
     max_tokens: int
@@ -81,7 +86,7 @@ class Prompt:
 
 class Engine:
     def __init__(self, model_path: Path, *, slots: int, threads_per_slot: int, n_ctx: int,
-                 n_batch: int, max_queue: int) -> None:
+                 n_batch: int, max_queue: int, chat_template: str | None = None) -> None:
         self.model_path = model_path
         self.n_ctx = n_ctx
         self._n_slots, self._threads, self._n_batch = slots, threads_per_slot, n_batch
@@ -91,6 +96,7 @@ class Engine:
         self._waiting = 0
         self._executor = ThreadPoolExecutor(max_workers=slots, thread_name_prefix="slot")
         self._formatter: Any = None
+        self._chat_template = chat_template
         self.in_flight = 0
 
     @property
@@ -103,11 +109,16 @@ class Engine:
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
         started = time.perf_counter()
-        llamas = [Llama(model_path=str(self.model_path), n_ctx=self.n_ctx, n_batch=self._n_batch,
-                        n_threads=self._threads, n_threads_batch=self._threads, use_mmap=True,
-                        verbose=False) for _ in range(self._n_slots)]
-        first = llamas[0]
-        template = first.metadata.get("tokenizer.chat_template")
+        for _ in range(self._n_slots):  # appended one by one, so close() frees a partial load
+            self._llamas.append(Llama(model_path=str(self.model_path), n_ctx=self.n_ctx,
+                                      n_batch=self._n_batch, n_threads=self._threads,
+                                      n_threads_batch=self._threads, use_mmap=True, verbose=False))
+        first = self._llamas[0]
+        template = self._chat_template or first.metadata.get("tokenizer.chat_template")
+        if not template:
+            log.warning("the model has no chat template; using ChatML (publish it with one)",
+                        extra={"path": str(self.model_path)})
+            template = CHATML
         if template:
             model = first._model
             eos, bos = model.token_eos(), model.token_bos()
@@ -115,7 +126,6 @@ class Engine:
                 template=template,
                 eos_token=model.token_get_text(eos) if eos != -1 else "",
                 bos_token=model.token_get_text(bos) if bos != -1 else "")
-        self._llamas = llamas
         log.info("model loaded", extra={"path": str(self.model_path), "slots": self._n_slots,
                                         "threads_per_slot": self._threads,
                                         "seconds": round(time.perf_counter() - started, 2)})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -16,7 +17,12 @@ class GGUFServerSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="LLMP_GGUF_", extra="ignore", frozen=True)
 
     model: str = Field(min_length=1)
-    """A GGUF path, or ``package:DIST`` for a GGUF shipped in an installed Python distribution."""
+    """A GGUF path; ``package:DIST`` for a GGUF shipped in an installed Python distribution; or
+    ``blob:`` to serve the version the alias points at in Blob Storage, and follow it."""
+
+    @property
+    def from_blob(self) -> bool:
+        return self.model == "blob:"
     alias: str = Field(min_length=1)
     """The model name this server answers to (the catalog alias)."""
     version: str | None = None
@@ -34,6 +40,19 @@ class GGUFServerSettings(BaseSettings):
     max_queue: int = Field(64, ge=0)
     """Requests allowed to wait for a free slot; beyond that the server answers 503."""
     default_max_tokens: int = Field(256, ge=1)
+
+    # Blob Storage source (LLMP_GGUF_MODEL=blob:): see models/blob_store.py and docs/models.md
+    cache_dir: Path = Path(".llmp/gguf-cache")
+    """Local model cache (on AKS an emptyDir or node disk)."""
+    poll_interval_s: float = Field(5.0, gt=0)
+    """How often the alias pointer's ETag is checked; POST /admin/refresh checks at once."""
+    keep_versions: int = Field(3, ge=1)
+    """Versions kept in the cache for rollback."""
+    min_free_bytes: int = Field(256 * 1024 * 1024, ge=0)
+    """Free disk that a download must leave."""
+    startup_backoff_max_s: float = Field(30.0, gt=0)
+    refresh_token: str | None = None
+    """If set, POST /admin/refresh needs ``?token=`` or ``x-llmp-refresh-token`` equal to it."""
     log_level: str = "INFO"
 
     @property

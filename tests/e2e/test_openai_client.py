@@ -62,6 +62,16 @@ def test_completions(client: OpenAI) -> None:
     assert "".join(c.choices[0].text for c in streamed if c.choices)
 
 
+def test_responses_name_the_model_version(client: OpenAI) -> None:
+    raw = client.chat.completions.with_raw_response.create(model=MODEL, messages=MSG, max_tokens=2)
+    version = raw.headers["x-llmp-model-version"]
+    assert version.endswith(".gguf")
+    assert raw.parse().system_fingerprint == version
+    with client.chat.completions.with_streaming_response.create(
+            model=MODEL, messages=MSG, max_tokens=2, stream=True) as streamed:
+        assert streamed.headers["x-llmp-model-version"] == version
+
+
 def test_models(client: OpenAI) -> None:
     assert MODEL in [m.id for m in client.models.list()]
 

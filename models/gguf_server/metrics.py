@@ -1,0 +1,46 @@
+"""Prometheus metrics of one GGUF server (its own registry: no process-global state)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+
+
+class Metrics:
+    def __init__(self, in_flight: Callable[[], float]) -> None:
+        self.registry = r = CollectorRegistry()
+        self.swaps = Counter("llmp_gguf_swaps", "Model versions swapped into service.", registry=r)
+        self.swap_failures = Counter("llmp_gguf_swap_failures", "Versions rejected, by reason.",
+                                     ["reason"], registry=r)
+        self.download_bytes = Counter("llmp_gguf_download_bytes", "Bytes downloaded from Blob.",
+                                      registry=r)
+        self.download_seconds = Counter("llmp_gguf_download_seconds", "Seconds spent downloading.",
+                                        registry=r)
+        self.prompt_tokens = Counter("llmp_gguf_prompt_tokens", "Prompt tokens evaluated.", registry=r)
+        self.completion_tokens = Counter("llmp_gguf_completion_tokens", "Tokens generated.",
+                                         registry=r)
+        self.decode_seconds = Counter("llmp_gguf_decode_seconds",
+                                      "Seconds from first to last token, summed over requests.",
+                                      registry=r)
+        self.tokens_per_second = Gauge("llmp_gguf_tokens_per_second",
+                                       "Decode rate of the last finished request.", registry=r)
+        self.model_info = Gauge("llmp_gguf_model_info", "The model version in service (value 1).",
+                                ["alias", "version", "sha256"], registry=r)
+        g = Gauge("llmp_gguf_requests_in_flight", "Requests being decoded or waiting for a slot.",
+                  registry=r)
+        g.set_function(in_flight)
+
+    def set_model(self, alias: str, version: str, sha256: str | None) -> None:
+        self.model_info.clear()
+        self.model_info.labels(alias, version, sha256 or "").set(1)
+
+    def finished(self, prompt: int, completion: int, seconds: float) -> None:
+        self.prompt_tokens.inc(prompt)
+        self.completion_tokens.inc(completion)
+        if seconds > 0 and completion > 1:
+            self.decode_seconds.inc(seconds)
+            self.tokens_per_second.set((completion - 1) / seconds)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
