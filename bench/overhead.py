@@ -21,7 +21,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,7 +30,7 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from llmp_cli.local import LocalPostgres, LocalRedis, free_port  # noqa: E402
+from llmp_cli.local import LocalPostgres, LocalRedis, free_port, running  # noqa: E402
 
 LITELLM_VENV = ROOT / "bench" / ".venv-litellm"
 MSG = [{"role": "user", "content": "Say something about the sea."}]
@@ -52,29 +51,9 @@ def pct(xs: list[float], p: float) -> float:
     return xs[min(len(xs) - 1, round(p / 100 * (len(xs) - 1)))]
 
 
-@contextlib.contextmanager
-def process(argv: list[str], env: dict[str, str], health: str, timeout: float = 180,
-            cpus: set[int] | None = None) -> Iterator[subprocess.Popen[bytes]]:
-    proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            preexec_fn=(lambda: os.sched_setaffinity(0, cpus)) if cpus else None)
-    try:
-        deadline = time.monotonic() + timeout
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"{argv[:3]} exited with {proc.returncode}")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(health, timeout=2).status_code == 200:
-                    break
-            if time.monotonic() > deadline:
-                raise TimeoutError(health)
-            time.sleep(0.2)
-        yield proc
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+def process(argv: list[str], env: dict[str, str], health: str,
+            cpus: set[int] | None = None) -> contextlib.AbstractContextManager[subprocess.Popen[bytes]]:
+    return running(argv, env, health, quiet=True, cpus=cpus)
 
 
 def ensure_litellm() -> Path | None:

@@ -50,6 +50,50 @@ def wait_port(host: str, port: int, timeout_s: float) -> None:
             time.sleep(0.05)
 
 
+def stop_process(proc: subprocess.Popen[Any], grace_s: float = 5.0) -> None:
+    """SIGTERM, then SIGKILL after ``grace_s``; always reaps."""
+    if proc.poll() is None:
+        proc.terminate()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(grace_s)
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()
+
+
+def wait_http_ok(url: str, timeout_s: float, proc: subprocess.Popen[Any] | None = None,
+                 statuses: tuple[int, ...] = (200,)) -> None:
+    """Poll ``url`` until it answers one of ``statuses``; fail early if ``proc`` exits."""
+    import httpx
+
+    deadline = time.monotonic() + timeout_s
+    with httpx.Client(timeout=2, trust_env=False) as client:
+        while True:
+            if proc is not None and proc.poll() is not None:
+                raise RuntimeError(f"{proc.args} exited with {proc.returncode}")
+            with contextlib.suppress(httpx.HTTPError):
+                if client.get(url).status_code in statuses:
+                    return
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{url} not healthy after {timeout_s}s")
+            time.sleep(0.1)
+
+
+@contextlib.contextmanager
+def running(argv: list[str], env: dict[str, str], health_url: str, *, timeout_s: float = 180,
+            statuses: tuple[int, ...] = (200,), quiet: bool = False,
+            cpus: set[int] | None = None) -> Iterator[subprocess.Popen[bytes]]:
+    """A process for the duration of the block, once ``health_url`` answers; stopped after."""
+    out = subprocess.DEVNULL if quiet else None
+    proc = subprocess.Popen(argv, env=env, stdout=out, stderr=out,
+                            preexec_fn=(lambda: os.sched_setaffinity(0, cpus)) if cpus else None)
+    try:
+        wait_http_ok(health_url, timeout_s, proc, statuses)
+        yield proc
+    finally:
+        stop_process(proc)
+
+
 class LocalPostgres:
     """Postgres 16 from pgserver; stopped when the last process using it lets go."""
 
@@ -108,11 +152,7 @@ class LocalAzurite:
 
     def stop(self) -> None:
         if self._proc is not None:
-            self._proc.terminate()
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self._proc.wait(5)
-            if self._proc.poll() is None:
-                self._proc.kill()
+            stop_process(self._proc)
             self._proc = None
 
 
@@ -150,11 +190,7 @@ class LocalRedis:
 
     def stop(self) -> None:
         if self._proc is not None:
-            self._proc.terminate()
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self._proc.wait(5)
-            if self._proc.poll() is None:
-                self._proc.kill()
+            stop_process(self._proc)
             self._proc = None
 
 

@@ -271,7 +271,15 @@ class ModelStore:
             raise DiskFull(f"{mv.size - have} bytes needed, {free} free, {min_free_bytes} kept free")
         client = self.container.get_blob_client(mv.blob)
         started, last_log = time.monotonic(), 0.0
+        # The SHA-256 is computed as the bytes arrive (a resumed file's head is hashed first), so
+        # verification costs no second pass over the file.
+        digest = await asyncio.to_thread(_hash_prefix, part, have)
         with part.open("ab") as f:
+
+            def write(data: bytes) -> None:
+                f.write(data)
+                digest.update(data)
+
             while have < mv.size:
                 length = min(CHUNK * 4, mv.size - have)
                 stream = await self._call(client.download_blob(
@@ -281,7 +289,7 @@ class ModelStore:
                 data = await self._call(stream.readall())
                 if not data:
                     break
-                await asyncio.to_thread(f.write, data)
+                await asyncio.to_thread(write, data)
                 have += len(data)
                 self.stats.bytes += len(data)
                 if time.monotonic() - last_log > 2:
@@ -294,7 +302,7 @@ class ModelStore:
             part.unlink(missing_ok=True)
             raise VerificationFailed(f"size {size} != {mv.size} (truncated upload or download)")
         if mv.sha256:
-            sha = await asyncio.to_thread(file_sha256, part)
+            sha = digest.hexdigest()
             if sha != mv.sha256:
                 part.unlink(missing_ok=True)
                 raise VerificationFailed(f"sha256 {sha[:12]}… != {mv.sha256[:12]}…")
@@ -303,6 +311,17 @@ class ModelStore:
                         extra={"alias": mv.alias, "version": mv.version})
         os.replace(part, dest)
         return dest
+
+
+def _hash_prefix(path: Path, length: int) -> Any:
+    h = hashlib.sha256()
+    if length:
+        with path.open("rb") as f:
+            remaining = length
+            while remaining and (block := f.read(min(CHUNK, remaining))):
+                h.update(block)
+                remaining -= len(block)
+    return h
 
 
 def _if_match() -> Any:

