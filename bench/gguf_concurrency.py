@@ -56,7 +56,7 @@ def build_llama_server() -> None:
 
 def ensure_llama_cpp_server_deps() -> None:
     if not (DEPS / "sse_starlette").exists():
-        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--target", str(DEPS),
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(DEPS),
                         "sse-starlette", "starlette-context"], check=True)
 
 
@@ -118,7 +118,7 @@ def main() -> None:
             with running(argv, tenv, health, timeout_s=120, quiet=True):
                 for c in levels:
                     print(f"{name} concurrency {c}", flush=True)
-                    results[name][c].append(asyncio.run(load(url, "m", c, 2 * c, args.tokens)))
+                    results[name][c].append(asyncio.run(load(url, "m", c, 4 * c, args.tokens)))
     print(f"\n# GGUF server decode rate (SmolLM2-135M Q4_1, {args.threads} threads, "
           f"{args.tokens}-token answers, best of {args.rounds})\n")
     print("| server | " + " | ".join(f"c={c} tok/s" for c in levels) + " |")

@@ -138,11 +138,9 @@ class GGUFServer:
         watcher = asyncio.create_task(_watch_disconnect(request, cancel))
         parts: list[str] = []
         finished: Finished | None = None
-        timer = _Timer()
         try:
-            async for ev in lease.engine.generate(prompt, sampling, cancel):
+            async for ev in lease.engine.generate(prompt, sampling, cancel, stream=False):
                 if isinstance(ev, Delta):
-                    timer.token()
                     parts.append(ev.text)
                 elif isinstance(ev, Finished):
                     finished = ev
@@ -151,7 +149,7 @@ class GGUFServer:
         finally:
             watcher.cancel()
         assert finished is not None
-        self.metrics.finished(finished.prompt_tokens, finished.completion_tokens, timer.seconds)
+        self.metrics.finished(finished)
         version = lease.loaded.version
         return _json(self._body(chat, "".join(parts), finished, version),
                      headers={VERSION_HEADER: version})
@@ -187,7 +185,6 @@ class GGUFServer:
     async def _sse(self, lease: Lease, events: AsyncIterator[Event], first: Event, chat: bool,
                    include_usage: bool) -> AsyncIterator[bytes]:
         head = self._head(chat, lease.loaded.version, stream=True)
-        timer = _Timer()
 
         def chunk(delta: str | None, finish: str | None, *, role: bool = False) -> bytes:
             if chat:
@@ -205,10 +202,9 @@ class GGUFServer:
                 yield chunk(None, None, role=True)
             async for ev in _chain(first, events):
                 if isinstance(ev, Delta):
-                    timer.token()
                     yield chunk(ev.text, None)
                 elif isinstance(ev, Finished):
-                    self.metrics.finished(ev.prompt_tokens, ev.completion_tokens, timer.seconds)
+                    self.metrics.finished(ev)
                     yield chunk(None, "stop" if ev.reason == "cancelled" else ev.reason)
                     if include_usage:
                         yield b"data: " + orjson.dumps(
@@ -222,22 +218,6 @@ class GGUFServer:
             lease.release()
             with contextlib.suppress(RuntimeError):
                 await events.aclose()  # type: ignore[attr-defined]
-
-
-class _Timer:
-    """First-to-last token time of one request."""
-
-    def __init__(self) -> None:
-        self.first: float | None = None
-        self.last = 0.0
-
-    def token(self) -> None:
-        self.last = time.perf_counter()
-        self.first = self.first or self.last
-
-    @property
-    def seconds(self) -> float:
-        return self.last - self.first if self.first else 0.0
 
 
 async def _chain(first: Event, rest: AsyncIterator[Event]) -> AsyncIterator[Event]:

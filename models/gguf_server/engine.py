@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from models.gguf_server.slots import PoolFull, SlotPool
 from models.gguf_server.stops import StopMatcher
 
 log = logging.getLogger(__name__)
@@ -32,11 +33,11 @@ class ContextTooLong(EngineError):
     status = 400
 
 
-class Overloaded(EngineError):
+class NotReady(EngineError):
     status = 503
 
 
-class NotReady(EngineError):
+class Overloaded(EngineError):
     status = 503
 
 
@@ -68,9 +69,11 @@ class Delta:
 
 @dataclass(frozen=True, slots=True)
 class Finished:
-    reason: str  # "stop" | "length"
+    reason: str  # "stop" | "length" | "cancelled"
     prompt_tokens: int
     completion_tokens: int
+    decode_seconds: float = 0.0
+    """From the first generated token to the last."""
 
 
 Event = Started | Delta | Finished
@@ -83,19 +86,43 @@ class Prompt:
     messages: list[dict[str, Any]] | None = None
     text: str | None = None
 
+    @property
+    def key(self) -> str:
+        """A string whose prefixes follow the prompt's: slots are chosen by it (see slots.py)."""
+        if self.messages is None:
+            return self.text or ""
+        return "".join(f"\x1e{m.get('role')}\x1f{m.get('content')}" for m in self.messages)
+
+
+class _Collect:
+    """An ``emit`` that gathers the deltas and sends them as one, just before ``Finished``."""
+
+    def __init__(self, emit: Callable[[Event | BaseException], None]) -> None:
+        self._emit = emit
+        self._parts: list[str] = []
+
+    def __call__(self, item: Event | BaseException) -> None:
+        if isinstance(item, Delta):
+            self._parts.append(item.text)
+            return
+        if isinstance(item, Finished) and self._parts:
+            self._emit(Delta("".join(self._parts)))
+        self._emit(item)
+
 
 class Engine:
     def __init__(self, model_path: Path, *, slots: int, threads: int, n_ctx: int,
-                 n_batch: int, max_queue: int, chat_template: str | None = None) -> None:
+                 n_batch: int, max_queue: int, chat_template: str | None = None,
+                 flash_attn: bool = False) -> None:
         self.model_path = model_path
         self.n_ctx = n_ctx
         self._n_slots, self._threads, self._n_batch = slots, threads, n_batch
         self._active = 0
         self._active_lock = threading.Lock()
+        self._flash_attn = flash_attn
         self._max_queue = max_queue
         self._llamas: list[Any] = []
-        self._free: asyncio.Queue[Any] | None = None
-        self._waiting = 0
+        self._pool: SlotPool | None = None
         self._executor = ThreadPoolExecutor(max_workers=slots, thread_name_prefix="slot")
         self._formatter: Any = None
         self._chat_template = chat_template
@@ -103,7 +130,7 @@ class Engine:
 
     @property
     def ready(self) -> bool:
-        return self._free is not None
+        return self._pool is not None
 
     def load(self) -> None:
         """Load every slot (blocking; call from a thread)."""
@@ -115,7 +142,8 @@ class Engine:
             # Each slot may use every thread; _fit_threads shares them among active requests.
             self._llamas.append(Llama(model_path=str(self.model_path), n_ctx=self.n_ctx,
                                       n_batch=self._n_batch, n_threads=self._threads,
-                                      n_threads_batch=self._threads, use_mmap=True, verbose=False))
+                                      n_threads_batch=self._threads, use_mmap=True, verbose=False,
+                                      flash_attn=self._flash_attn))
         first = self._llamas[0]
         template = self._chat_template or first.metadata.get("tokenizer.chat_template")
         if not template:
@@ -134,50 +162,45 @@ class Engine:
                                         "seconds": round(time.perf_counter() - started, 2)})
 
     def activate(self) -> None:
-        """Open the slot queue on the running event loop (after :meth:`load`)."""
-        free: asyncio.Queue[Any] = asyncio.Queue()
-        for llama in self._llamas:
-            free.put_nowait(llama)
-        self._free = free
+        """Open the slots to requests (after :meth:`load`)."""
+        self._pool = SlotPool(self._llamas, self._max_queue)
 
     def close(self) -> None:
-        self._free = None
+        self._pool = None
         self._executor.shutdown(wait=True, cancel_futures=True)
         for llama in self._llamas:
             llama.close()
         self._llamas = []
 
-    async def _acquire(self) -> Any:
-        if self._free is None:
-            raise NotReady("The model is still loading.")
-        if self._free.empty() and self._waiting >= self._max_queue:
-            raise Overloaded("The model server is at capacity; retry shortly.")
-        self._waiting += 1
-        try:
-            return await self._free.get()
-        finally:
-            self._waiting -= 1
-
     async def generate(self, prompt: Prompt, sampling: Sampling,
-                       cancel: threading.Event | None = None) -> AsyncIterator[Event]:
-        """Decode in a slot; yields ``Started``, then ``Delta``s, then ``Finished``."""
+                       cancel: threading.Event | None = None, *, stream: bool = True
+                       ) -> AsyncIterator[Event]:
+        """Decode in a slot; yields ``Started``, then ``Delta``s, then ``Finished``. With
+        ``stream=False`` the text comes as one ``Delta`` at the end: no event-loop wake-up per
+        token for an answer nobody reads before it is whole."""
         cancel = cancel or threading.Event()
-        llama = await self._acquire()
+        pool = self._pool
+        if pool is None:
+            raise NotReady("The model is still loading.")
+        try:
+            slot = await pool.acquire(prompt.key)
+        except PoolFull as e:
+            raise Overloaded(str(e)) from None
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[Event | BaseException] = asyncio.Queue()
 
         def emit(item: Event | BaseException) -> None:
             loop.call_soon_threadsafe(queue.put_nowait, item)
 
-        assert self._free is not None
-        free = self._free
         self.in_flight += 1
-        future = loop.run_in_executor(self._executor, self._decode, llama, prompt, sampling,
+        if not stream:
+            emit = _Collect(emit)
+        future = loop.run_in_executor(self._executor, self._decode, slot.llama, prompt, sampling,
                                       cancel, emit)
 
         def release(_: object) -> None:
             self.in_flight -= 1
-            free.put_nowait(llama)
+            pool.release(slot)
 
         future.add_done_callback(release)
         try:
@@ -236,6 +259,7 @@ class Engine:
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         stops = StopMatcher(s.stop)
         n, reason, hit = 0, "length", False
+        first = last = 0.0
         for tok in llama.generate(tokens, temp=s.temperature, top_p=s.top_p, top_k=40, min_p=0.05,
                                   repeat_penalty=1.0, presence_penalty=s.presence_penalty,
                                   frequency_penalty=s.frequency_penalty, reset=True):
@@ -247,6 +271,8 @@ class Engine:
                 reason = "stop"
                 break
             n += 1
+            last = time.perf_counter()
+            first = first or last
             text, hit = stops.feed(decoder.decode(llama.detokenize([tok])))
             if text:
                 emit(Delta(text))
@@ -259,4 +285,4 @@ class Engine:
             tail = stops.flush() + decoder.decode(b"", final=True)
             if tail:
                 emit(Delta(tail))
-        emit(Finished(reason, n_prompt, n))
+        emit(Finished(reason, n_prompt, n, (last - first) if first else 0.0))

@@ -184,7 +184,7 @@ class ModelManager:
         started = time.perf_counter()
         engine = Engine(path, slots=s.slots, threads=s.threads,
                         n_ctx=n_ctx or s.n_ctx, n_batch=s.n_batch, max_queue=s.max_queue,
-                        chat_template=chat_template)
+                        chat_template=chat_template, flash_attn=s.flash_attn)
         try:
             await asyncio.to_thread(engine.load)
         except Exception as e:

@@ -6,6 +6,8 @@ from collections.abc import Callable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 
+from models.gguf_server.engine import Finished
+
 
 class Metrics:
     def __init__(self, in_flight: Callable[[], float]) -> None:
@@ -35,12 +37,12 @@ class Metrics:
         self.model_info.clear()
         self.model_info.labels(alias, version, sha256 or "").set(1)
 
-    def finished(self, prompt: int, completion: int, seconds: float) -> None:
-        self.prompt_tokens.inc(prompt)
-        self.completion_tokens.inc(completion)
-        if seconds > 0 and completion > 1:
-            self.decode_seconds.inc(seconds)
-            self.tokens_per_second.set((completion - 1) / seconds)
+    def finished(self, f: Finished) -> None:
+        self.prompt_tokens.inc(f.prompt_tokens)
+        self.completion_tokens.inc(f.completion_tokens)
+        if f.decode_seconds > 0 and f.completion_tokens > 1:
+            self.decode_seconds.inc(f.decode_seconds)
+            self.tokens_per_second.set((f.completion_tokens - 1) / f.decode_seconds)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -38,6 +38,8 @@ class GGUFServerSettings(BaseSettings):
     n_ctx: int = Field(2048, ge=64)
     """Context length of each slot (prompt plus answer)."""
     n_batch: int = Field(256, ge=1)
+    flash_attn: bool = True
+    """llama.cpp flash attention; on by default as llama-server has it (faster decode here too)."""
     max_queue: int = Field(64, ge=0)
     """Requests allowed to wait for a free slot; beyond that the server answers 503."""
     default_max_tokens: int = Field(256, ge=1)

@@ -57,20 +57,40 @@ async def test_chat_generates_and_counts(engine: Engine) -> None:
     assert "".join(e.text for e in events if isinstance(e, Delta)).strip()
 
 
+def outcome(events: list[Event]) -> tuple[object, ...]:
+    """What must repeat: the text pieces, the finish reason and the token counts (not timings)."""
+    done = events[-1]
+    assert isinstance(done, Finished)
+    return (tuple(e.text for e in events if isinstance(e, Delta)), done.reason,
+            done.prompt_tokens, done.completion_tokens)
+
+
 async def test_greedy_is_deterministic(engine: Engine) -> None:
     s = Sampling(max_tokens=12, temperature=0)
-    a, b = await collect(engine, HELLO, s), await collect(engine, HELLO, s)
-    assert a == b
+    assert outcome(await collect(engine, HELLO, s)) == outcome(await collect(engine, HELLO, s))
 
 
 async def test_seed_makes_sampling_reproducible(engine: Engine) -> None:
     s = Sampling(max_tokens=12, temperature=1.0, seed=1234)
-    assert await collect(engine, HELLO, s) == await collect(engine, HELLO, s)
+    assert outcome(await collect(engine, HELLO, s)) == outcome(await collect(engine, HELLO, s))
 
 
 async def test_max_tokens_gives_length(engine: Engine) -> None:
     events = await collect(engine, Prompt(text="One, two, three,"), Sampling(max_tokens=3))
-    assert events[-1] == Finished("length", events[0].prompt_tokens, 3)  # type: ignore[union-attr]
+    done = events[-1]
+    assert isinstance(done, Finished)
+    assert (done.reason, done.prompt_tokens, done.completion_tokens) == (
+        "length", events[0].prompt_tokens, 3)  # type: ignore[union-attr]
+    assert done.decode_seconds > 0
+
+
+async def test_whole_answers_come_as_one_delta(engine: Engine) -> None:
+    s = Sampling(max_tokens=10, temperature=0)
+    streamed = await collect(engine, HELLO, s)
+    whole = [ev async for ev in engine.generate(HELLO, s, stream=False)]
+    deltas = [e for e in whole if isinstance(e, Delta)]
+    assert len(deltas) == 1
+    assert deltas[0].text == "".join(e.text for e in streamed if isinstance(e, Delta))
 
 
 async def test_stop_sequence_cuts_the_text(engine: Engine) -> None:
