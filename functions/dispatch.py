@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,6 +44,10 @@ class Usage:
         return cls(int(u.get("prompt_tokens") or 0), int(u.get("completion_tokens") or 0))
 
 
+async def _nothing() -> None:
+    return None
+
+
 @dataclass(slots=True)
 class StreamResult:
     """What a stream reports once it has ended (read after iteration)."""
@@ -51,6 +55,8 @@ class StreamResult:
     usage: Usage | None = None
     error: LlmpError | None = None
     headers: Mapping[str, str] = field(default_factory=dict)
+    close: Callable[[], Awaitable[None]] = field(default=_nothing)
+    """Releases the upstream stream; safe to call more than once."""
 
 
 @dataclass(slots=True)
@@ -109,7 +115,9 @@ class Dispatcher:
     async def stream(self, endpoint: Endpoint, req: SamplingParams
                      ) -> tuple[Backend, AsyncIterator[bytes], StreamResult]:
         """Open a stream and read its first event (falling back on failure before it), then hand
-        back the SSE bytes to send; ``StreamResult`` fills in as the stream ends."""
+        back the SSE bytes to send; ``StreamResult`` fills in as the stream ends. The caller calls
+        ``result.close()`` when its response is over, also if it never iterated the bytes (a
+        client gone before the first byte)."""
         last: LlmpError | None = None
         for backend in self._candidates(req.model):
             body = req.upstream_body(self.served_model(req.model, backend))
@@ -126,7 +134,7 @@ class Dispatcher:
                 last = e
                 continue
             self._health.mark_up(backend.name)
-            result = StreamResult(headers=upstream.headers)
+            result = StreamResult(headers=upstream.headers, close=upstream.aclose)
             return backend, _relay(upstream, batches, first, req.wants_usage_chunk, result), result
         raise last or BackendUnavailable("No backend is configured for this model.")
 

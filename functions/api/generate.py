@@ -4,7 +4,7 @@ either pass the whole answer on or stream it event by event."""
 from __future__ import annotations
 
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 
 from functions.api.common import endpoint, read_body
 from functions.backends.base import Endpoint
@@ -12,6 +12,7 @@ from functions.gateway import Gateway
 from functions.protocol.chat import ChatCompletionRequest
 from functions.protocol.common import SamplingParams
 from functions.protocol.completions import CompletionRequest
+from models.streaming import ClosingStreamingResponse
 
 SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
 
@@ -22,7 +23,7 @@ async def _generate(gw: Gateway, request: Request, endpoint_: Endpoint,
     req = model.parse(await read_body(request, gw.settings.max_body_bytes))
     if req.stream:
         backend, body, result = await gw.dispatcher.stream(endpoint_, req)
-        return StreamingResponse(body, media_type="text/event-stream", headers={
+        return ClosingStreamingResponse(body, on_close=result.close, headers={
             **SSE_HEADERS, **result.headers, "x-llmp-backend": backend.name})
     backend, completion = await gw.dispatcher.complete(endpoint_, req)
     return Response(completion.content, media_type="application/json",

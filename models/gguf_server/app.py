@@ -17,7 +17,7 @@ import orjson
 from pydantic import ValidationError
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 from starlette.routing import Route
 
 from models.blob_store import BlobSettings, ModelStore
@@ -34,6 +34,7 @@ from models.gguf_server.manager import Lease, ModelManager
 from models.gguf_server.metrics import Metrics
 from models.gguf_server.protocol import ChatRequest, CompletionRequest
 from models.gguf_server.settings import GGUFServerSettings
+from models.streaming import ClosingStreamingResponse
 
 log = logging.getLogger(__name__)
 
@@ -178,9 +179,15 @@ class GGUFServer:
             lease.release()
             return _engine_error(e)
         version = lease.loaded.version
-        return StreamingResponse(self._sse(lease, events, first, chat, include_usage),
-                                 media_type="text/event-stream",
-                                 headers={"cache-control": "no-cache", VERSION_HEADER: version})
+
+        async def close() -> None:  # also when the client left before the first byte
+            lease.release()
+            with contextlib.suppress(RuntimeError):
+                await events.aclose()  # type: ignore[attr-defined]
+
+        return ClosingStreamingResponse(self._sse(lease, events, first, chat, include_usage),
+                                        on_close=close,
+                                        headers={"cache-control": "no-cache", VERSION_HEADER: version})
 
     async def _sse(self, lease: Lease, events: AsyncIterator[Event], first: Event, chat: bool,
                    include_usage: bool) -> AsyncIterator[bytes]:
