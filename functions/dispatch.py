@@ -127,9 +127,11 @@ class Dispatcher:
                 upstream = await backend.open_stream(endpoint, body)
                 batches = upstream.batches()
                 first = await anext(batches, None)
-            except RETRYABLE as e:
+            except BaseException as e:
                 if upstream is not None:
                     await upstream.aclose()
+                if not isinstance(e, RETRYABLE):
+                    raise  # a timeout, a refusal, a cancelled request: no other backend helps
                 self._failed(backend, e)
                 last = e
                 continue

@@ -178,6 +178,9 @@ class GGUFServer:
         except EngineError as e:
             lease.release()
             return _engine_error(e)
+        except BaseException:  # cancelled while waiting for a slot: give the lease back
+            lease.release()
+            raise
         version = lease.loaded.version
 
         async def close() -> None:  # also when the client left before the first byte

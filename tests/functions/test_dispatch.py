@@ -101,3 +101,17 @@ async def test_events_before_an_error_in_the_same_read_are_sent() -> None:
     raw = b"".join([c async for c in _relay(up, it, first, False, StreamResult())])
     assert raw.index(b'"content": "a"') < raw.index(b'"error"')
     assert raw.endswith(b"data: [DONE]\n\n") and up.closed
+
+
+async def test_timeout_before_the_first_event_is_504_and_not_retried(mock_url: str,
+                                                                    dead_url: str) -> None:
+    from functions.errors import BackendTimeout
+
+    catalog = parse_catalog(catalog_yaml(None, mock_url, dead_url), {})
+    async with httpx.AsyncClient(timeout=httpx.Timeout(5, connect=1)) as client:
+        backends = {m.alias: [build_backend(m.tier, b, client, 0.3) for b in m.backends]
+                    for m in catalog.models}
+        d = Dispatcher(catalog, backends, cooldown_s=60)
+        with pytest.raises(BackendTimeout):
+            await d.stream("chat/completions", req("mock-slow", stream=True))
+        assert d._health.down_until == {}  # a slow backend is not a dead one
