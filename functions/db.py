@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib import resources
@@ -21,6 +22,8 @@ from functions.errors import DependencyUnavailable
 log = logging.getLogger(__name__)
 
 _MIGRATION_LOCK = 0x6C6C6D70  # "llmp"
+OPEN_RETRY_S = 2.0
+"""After a failed connect, callers fail fast for this long instead of each waiting its own timeout."""
 
 
 def migration_files() -> list[tuple[str, str]]:
@@ -58,10 +61,13 @@ class Database:
         self._migrate = migrate
         self._pool: AsyncConnectionPool[psycopg.AsyncConnection[TupleRow]] | None = None
         self._lock = asyncio.Lock()
+        self._down_until = 0.0
 
     async def _open(self) -> AsyncConnectionPool[psycopg.AsyncConnection[TupleRow]]:
         async with self._lock:
             if self._pool is None:
+                if time.monotonic() < self._down_until:  # a failed open is not retried at once by
+                    raise DependencyUnavailable("The database is unavailable.")  # every caller
                 pool: AsyncConnectionPool[psycopg.AsyncConnection[TupleRow]] = AsyncConnectionPool(
                     self._url, min_size=self._min, max_size=self._max, timeout=self._timeout,
                     kwargs={"autocommit": True, "connect_timeout": max(1, int(self._timeout))},
@@ -71,9 +77,12 @@ class Database:
                     if self._migrate:
                         async with pool.connection() as conn:
                             await apply_migrations(conn)
-                except (psycopg.Error, PoolTimeout) as e:
+                except BaseException as e:  # cancelled too: never leave a half-open pool behind
                     await pool.close()
-                    raise DependencyUnavailable("The database is unavailable.") from e
+                    if isinstance(e, psycopg.Error | PoolTimeout):
+                        self._down_until = time.monotonic() + OPEN_RETRY_S
+                        raise DependencyUnavailable("The database is unavailable.") from e
+                    raise
                 self._pool = pool
             return self._pool
 

@@ -21,6 +21,7 @@ from functions.errors import (
     BackendUnavailable,
     LlmpError,
     ModelNotFound,
+    as_llmp_error,
     sse_error,
 )
 from functions.protocol.common import SamplingParams
@@ -41,7 +42,8 @@ class Usage:
         u = body.get("usage")
         if not isinstance(u, dict):
             return None
-        return cls(int(u.get("prompt_tokens") or 0), int(u.get("completion_tokens") or 0))
+        p, c = u.get("prompt_tokens"), u.get("completion_tokens")
+        return cls(p if isinstance(p, int) else 0, c if isinstance(c, int) else 0)
 
 
 async def _nothing() -> None:
@@ -109,6 +111,9 @@ class Dispatcher:
                 last = e
                 continue
             self._health.mark_up(backend.name)
+            if backend.served_model and backend.served_model != req.model:
+                body_out = {**result.body, "model": req.model}  # clients see the alias they asked for
+                result = Completion(orjson.dumps(body_out), body_out, result.headers)
             return backend, result
         raise last or BackendUnavailable("No backend is configured for this model.")
 
@@ -137,7 +142,9 @@ class Dispatcher:
                 continue
             self._health.mark_up(backend.name)
             result = StreamResult(headers=upstream.headers, close=upstream.aclose)
-            return backend, _relay(upstream, batches, first, req.wants_usage_chunk, result), result
+            rename = req.model if backend.served_model and backend.served_model != req.model else None
+            return backend, _relay(upstream, batches, first, req.wants_usage_chunk, result,
+                                   rename), result
         raise last or BackendUnavailable("No backend is configured for this model.")
 
     @staticmethod
@@ -146,22 +153,22 @@ class Dispatcher:
 
 
 async def _relay(upstream: UpstreamStream, batches: AsyncIterator[list[bytes]],
-                 first: list[bytes] | None, want_usage: bool, result: StreamResult
-                 ) -> AsyncIterator[bytes]:
+                 first: list[bytes] | None, want_usage: bool, result: StreamResult,
+                 rename: str | None = None) -> AsyncIterator[bytes]:
     """Pass events on as they come (no buffering); take the usage chunk; end with ``[DONE]``.
     Events that arrived before a failure are still sent, then the error event."""
     pending: list[bytes] = []
     try:
         if first is not None:
             async for batch in _prepend(first, batches):
-                pending.extend(_event(d, want_usage, result) for d in batch)
+                pending.extend(_event(d, want_usage, result, rename) for d in batch)
                 if out := b"".join(pending):
                     yield out
                 pending.clear()
         yield b"data: [DONE]\n\n"
-    except LlmpError as e:
-        result.error = e
-        yield b"".join(pending) + sse_error(e)
+    except Exception as e:  # noqa: BLE001 - whatever broke, the client gets an error event
+        result.error = as_llmp_error(e)
+        yield b"".join(pending) + sse_error(result.error)
     finally:
         await upstream.aclose()
 
@@ -173,7 +180,11 @@ async def _prepend(first: list[bytes], rest: AsyncIterator[list[bytes]]
         yield batch
 
 
-def _event(data: bytes, want_usage: bool, result: StreamResult) -> bytes:
+def _event(data: bytes, want_usage: bool, result: StreamResult, rename: str | None = None) -> bytes:
+    if rename is not None:  # the backend serves the alias under another name: show the alias
+        chunk = orjson.loads(data)
+        if isinstance(chunk, dict) and "model" in chunk:
+            data = orjson.dumps({**chunk, "model": rename})
     if b'"usage"' in data or b'"error"' in data:
         try:
             chunk = orjson.loads(data)

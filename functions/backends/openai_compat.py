@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 from collections.abc import AsyncIterator
 from typing import Any
@@ -19,6 +21,8 @@ from functions.errors import (
     UpstreamRejected,
 )
 from models.catalog import BackendSpec
+
+DRAIN_S = 0.1
 
 
 def transport_error(name: str, e: httpx.HTTPError) -> LlmpError:
@@ -41,8 +45,10 @@ def status_error(name: str, status: int, content: bytes) -> LlmpError:
             message = err
     except (orjson.JSONDecodeError, AttributeError):
         pass
-    if status in (502, 503, 504):
+    if status in (429, 502, 503, 504):  # busy or down: another backend may answer
         return BackendUnavailable(f"Model backend {name} is unavailable (HTTP {status}).")
+    if status in (401, 403):  # the gateway's credentials for the backend, not the client's
+        return BackendError(f"Model backend {name} refused the gateway's credentials (HTTP {status}).")
     if status >= 500:
         return BackendError(f"Model backend {name} failed (HTTP {status}).")
     if status == 404:
@@ -61,11 +67,13 @@ class SSEStream:
         """Each network read's complete events, together: one write downstream per read, with no
         wait for more (a token that arrived alone leaves alone)."""
         buf, done = b"", False
+        pieces = self._response.aiter_raw().__aiter__()
         try:
-            async for piece in self._response.aiter_raw():
-                if done:
-                    continue  # drain what follows [DONE], so the connection goes back to the pool
-                buf += piece
+            while not done:
+                piece = await anext(pieces, None)
+                if piece is None:
+                    break
+                buf = (buf + piece).replace(b"\r\n", b"\n")  # SSE allows CRLF line ends
                 batch: list[bytes] = []
                 while not done and (end := buf.find(b"\n\n")) >= 0:
                     event, buf = buf[:end], buf[end + 2:]
@@ -80,6 +88,15 @@ class SSEStream:
             raise transport_error(self._name, e) from e
         if not done:
             raise BackendError(f"Model backend {self._name} ended the stream early.")
+        await self._drain(pieces)
+
+    async def _drain(self, pieces: AsyncIterator[bytes]) -> None:
+        """Read what follows ``[DONE]`` (normally just the end of the body) so the keep-alive
+        connection goes back to the pool; a backend that keeps the stream open gets 0.1 s."""
+        with contextlib.suppress(httpx.HTTPError, TimeoutError):
+            async with asyncio.timeout(DRAIN_S):
+                async for _ in pieces:
+                    pass
 
     async def aclose(self) -> None:
         await self._response.aclose()
@@ -90,7 +107,7 @@ def forwarded(r: httpx.Response) -> dict[str, str]:
 
 
 def _event_data(event: bytes) -> bytes | None:
-    lines = [ln[5:].lstrip(b" ") for ln in event.replace(b"\r\n", b"\n").split(b"\n")
+    lines = [ln[5:].lstrip(b" ") for ln in event.split(b"\n")
              if ln.startswith(b"data:")]
     return b"\n".join(lines) if lines else None
 
@@ -107,8 +124,12 @@ class OpenAICompatBackend:
         self._base = spec.base_url + "/v1/"
         self._client = client
         self._read_timeout = read_timeout_s
-        self._headers = {"content-type": "application/json"}
-        if spec.api_key_env and (token := os.environ.get(spec.api_key_env)):
+        # identity: the SSE relay reads raw bytes, so the body must not be compressed
+        self._headers = {"content-type": "application/json", "accept-encoding": "identity"}
+        if spec.api_key_env:
+            token = os.environ.get(spec.api_key_env)
+            if not token:
+                raise ValueError(f"backend {spec.name}: {spec.api_key_env} is not set")
             self._headers["authorization"] = f"Bearer {token}"
 
     def check(self, endpoint: Endpoint, body: dict[str, Any]) -> None:

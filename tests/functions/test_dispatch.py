@@ -39,7 +39,7 @@ async def test_unknown_alias(dispatcher: Dispatcher) -> None:
 async def test_falls_back_to_the_next_backend(dispatcher: Dispatcher) -> None:
     backend, result = await dispatcher.complete("chat/completions", req("mock-fallback"))
     assert backend.name == "mock-b"
-    assert result.body["model"] == "mock"  # served_model was sent
+    assert result.body["model"] == "mock-fallback"
 
 
 async def test_a_failed_backend_is_tried_last_during_cooldown(dispatcher: Dispatcher) -> None:
@@ -115,3 +115,33 @@ async def test_timeout_before_the_first_event_is_504_and_not_retried(mock_url: s
         with pytest.raises(BackendTimeout):
             await d.stream("chat/completions", req("mock-slow", stream=True))
         assert d._health.down_until == {}  # a slow backend is not a dead one
+
+
+async def test_answers_name_the_alias_not_the_served_model(dispatcher: Dispatcher) -> None:
+    _, result = await dispatcher.complete("chat/completions", req("mock-fallback"))
+    assert result.body["model"] == "mock-fallback"
+    assert orjson.loads(result.content)["model"] == "mock-fallback"
+    _, body, _ = await dispatcher.stream("chat/completions", req("mock-fallback", stream=True))
+    events = [e for e in b"".join([c async for c in body]).split(b"\n\n") if e]
+    assert all(orjson.loads(e[6:])["model"] == "mock-fallback" for e in events[:-1])
+
+
+async def test_a_broken_usage_chunk_still_ends_the_stream_properly() -> None:
+    from functions.dispatch import StreamResult, _relay
+
+    class Odd:
+        headers: dict[str, str] = {}
+
+        async def batches(self) -> AsyncIterator[list[bytes]]:
+            yield [b'{"choices": [], "usage": {"prompt_tokens": "n/a"}}', b'{"usage": broken']
+
+        async def aclose(self) -> None:
+            pass
+
+    up = Odd()
+    it = up.batches()
+    first = await anext(it)
+    result = StreamResult()
+    raw = b"".join([c async for c in _relay(up, it, first, True, result)])
+    assert raw.endswith(b"data: [DONE]\n\n") and b'"error"' in raw
+    assert result.usage is not None and result.usage.prompt_tokens == 0
