@@ -44,7 +44,7 @@ def _principal(rec: KeyRecord) -> Principal | None:
 
 
 class Authenticator:
-    def __init__(self, keys: KeyStore, redis: Redis, ttl_s: int) -> None:
+    def __init__(self, keys: KeyStore, redis: Redis | None, ttl_s: int) -> None:
         self._keys, self._redis, self._ttl = keys, redis, ttl_s
 
     async def authenticate(self, authorization: str | None) -> Principal:
@@ -65,13 +65,21 @@ class Authenticator:
         await self._cache_set(ck, orjson.dumps(asdict(principal)), self._ttl)
         return principal
 
-    async def forget(self, key_hash: bytes) -> None:
+    async def forget(self, key_hash: bytes) -> bool:
+        """Drop a key from the cache; False if the cache could not be reached (the entry then
+        lives out its TTL)."""
+        if self._redis is None:
+            return True
         try:
             await self._redis.delete(cache_key(key_hash))
         except (RedisError, OSError) as e:
             log.warning("key cache unavailable", extra={"error": type(e).__name__})
+            return False
+        return True
 
     async def _cache_get(self, ck: str) -> bytes | None:
+        if self._redis is None:
+            return None
         try:
             value = await self._redis.get(ck)
             return value.encode() if isinstance(value, str) else value
@@ -80,7 +88,7 @@ class Authenticator:
             return None
 
     async def _cache_set(self, ck: str, value: bytes, ttl: int) -> None:
-        if ttl <= 0:
+        if ttl <= 0 or self._redis is None:
             return
         try:
             await self._redis.set(ck, value, ex=ttl)

@@ -48,12 +48,14 @@ class Gateway:
             trust_env=False)
 
     @cached_property
-    def redis(self) -> Redis:
+    def redis(self) -> Redis | None:
+        """None only in local mode without ``REDIS_URL`` (settings refuse that in Azure): the
+        gateway then runs without its Redis caches."""
         from redis.asyncio import Redis
 
         s = self.settings
         if not s.redis_url:
-            raise RuntimeError("REDIS_URL is not set (llmp serve starts a local Redis and sets it)")
+            return None
         return Redis.from_url(s.redis_url, socket_timeout=s.redis_timeout_s,
                               socket_connect_timeout=s.redis_timeout_s)
 
@@ -93,7 +95,7 @@ class Gateway:
         built = self.__dict__
         if "http" in built:
             await self.http.aclose()
-        if "redis" in built:
+        if "redis" in built and self.redis is not None:
             await self.redis.aclose()
         if "db" in built:
             await self.db.aclose()

@@ -104,7 +104,10 @@ def keys_revoke(key_id: Annotated[UUID, typer.Argument(help="The key's id (see `
         if redis_url := known_redis_url():
             redis = Redis.from_url(redis_url, socket_timeout=1, socket_connect_timeout=1)
             try:
-                await Authenticator(KeyStore(db), redis, 0).forget(key_hash)
+                if not await Authenticator(KeyStore(db), redis, 0).forget(key_hash):
+                    typer.echo("warning: the key cache (Redis) could not be reached; gateways may "
+                               "accept the key until their cache entry expires "
+                               "(LLMP_KEY_CACHE_TTL_S, 60 s by default)", err=True)
             finally:
                 await redis.aclose()
 

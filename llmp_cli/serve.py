@@ -103,6 +103,10 @@ def gguf_servers(catalog: Catalog) -> list[tuple[str, str, int, int]]:
 
 def _stop_on_signals(sup: Supervisor) -> None:
     def handler(signum: int, frame: FrameType | None) -> None:
+        if not sup.stopping and not sup.children:
+            # still starting services (Postgres, migrations, a model upload): stop right here
+            sup.stopping = True
+            raise KeyboardInterrupt
         sup.stopping = True
 
     signal.signal(signal.SIGINT, handler)
@@ -153,6 +157,13 @@ def publish_missing(settings: BlobSettings, servers: list[tuple[str, str, int, i
 
 
 def serve(host: str, port: int, catalog_path: Path | None) -> int:
+    try:
+        return _serve(host, port, catalog_path)
+    except KeyboardInterrupt:
+        return 0
+
+
+def _serve(host: str, port: int, catalog_path: Path | None) -> int:
     sup = Supervisor()
     _stop_on_signals(sup)
     env = dict(os.environ, PYTHONUNBUFFERED="1")

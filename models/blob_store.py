@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import fcntl
 import hashlib
 import logging
 import os
@@ -68,8 +69,16 @@ class BlobUnavailable(Exception):
     """Blob Storage could not be reached or refused the request."""
 
 
+class PointerMoved(BlobUnavailable):
+    """The in-place blob was overwritten during the download: the next poll takes the new one."""
+
+
 class VerificationFailed(Exception):
     """A downloaded file is not the file its metadata describes (size or SHA-256)."""
+
+
+class ResumeFailed(VerificationFailed):
+    """A download resumed from a kept ``.part`` did not verify (the kept head may be bad)."""
 
 
 class DiskFull(Exception):
@@ -154,6 +163,7 @@ class ModelStore:
         from azure.core.exceptions import (
             HttpResponseError,
             ResourceExistsError,
+            ResourceModifiedError,
             ResourceNotFoundError,
             ServiceRequestError,
             ServiceResponseError,
@@ -163,6 +173,8 @@ class ModelStore:
             return await aw
         except (ResourceNotFoundError, ResourceExistsError):
             raise
+        except ResourceModifiedError as e:
+            raise PointerMoved("the blob changed during the download") from e
         except (TimeoutError, ServiceRequestError, ServiceResponseError, HttpResponseError, OSError) as e:
             raise BlobUnavailable(f"{type(e).__name__}: {str(e).splitlines()[0][:200]}") from e
 
@@ -179,7 +191,7 @@ class ModelStore:
             inplace_props = await self._call(
                 self.container.get_blob_client(f"{alias}/{IN_PLACE}").get_blob_properties())
         if inplace_props is not None and (manifest_props is None
-                                          or inplace_props.last_modified > manifest_props.last_modified):
+                                          or _written(inplace_props) > _written(manifest_props)):
             return _from_inplace(alias, inplace_props)
         if manifest_props is None:
             return None
@@ -214,7 +226,7 @@ class ModelStore:
         sha = await asyncio.to_thread(file_sha256, path)
         size = path.stat().st_size
         version = new_version_name(sha)
-        meta = {"sha256": sha, "size": str(size), "version": version}
+        meta = {"sha256": sha, "size": str(size), "version": version, "written_at": _now()}
         if n_ctx:
             meta["n_ctx"] = str(n_ctx)
         if chat_template:  # header values cannot hold newlines: base64 in metadata
@@ -242,11 +254,17 @@ class ModelStore:
         hist = history if history is not None else ([*old.history, old.current] if old else [])
         body = Manifest(alias=alias, current=entry, history=hist[-20:])
         await self._call(self.container.get_blob_client(f"{alias}/{MANIFEST}").upload_blob(
-            orjson.dumps(body.model_dump(), option=orjson.OPT_INDENT_2), overwrite=True))
+            orjson.dumps(body.model_dump(), option=orjson.OPT_INDENT_2), overwrite=True,
+            metadata={"written_at": _now()}))
 
     async def rollback(self, alias: str) -> ModelVersion:
         """Point the alias back at the version before the current one."""
         m = await self.manifest(alias)
+        cur = await self.current(alias)
+        if m is not None and cur is not None and _is_inplace(cur):
+            # an in-place overwrite is newer than the manifest: its predecessor is the manifest's
+            await self._point(alias, _version(alias, m.current), history=m.history)
+            return _version(alias, m.current)
         if m is None or not m.history:
             raise LookupError(f"{alias} has no earlier version to roll back to")
         previous = m.history[-1]
@@ -257,15 +275,28 @@ class ModelStore:
     async def download(self, mv: ModelVersion, dest: Path, *, min_free_bytes: int = 0) -> Path:
         """Download to ``dest`` (chunked, resumable from ``dest.part``), verify size and SHA-256,
         then rename into place atomically. An existing ``dest`` is trusted: only verified files are
-        ever renamed to it."""
-        if dest.exists():
-            return dest
+        ever renamed to it. Processes sharing the cache take turns (a lock file per version); a
+        resumed download that fails verification is retried once from the start."""
         dest.parent.mkdir(parents=True, exist_ok=True)
-        part = dest.with_suffix(dest.suffix + ".part")
+        lock = await asyncio.to_thread(_lock, dest.with_suffix(dest.suffix + ".lock"))
+        try:
+            if dest.exists():
+                return dest
+            part = dest.with_suffix(dest.suffix + ".part")
+            try:
+                return await self._download(mv, dest, part, min_free_bytes)
+            except ResumeFailed:  # the kept head was bad, not the blob: once more from zero
+                return await self._download(mv, dest, part, min_free_bytes)
+        finally:
+            lock.close()  # closing the file releases the lock
+
+    async def _download(self, mv: ModelVersion, dest: Path, part: Path, min_free_bytes: int
+                        ) -> Path:
         have = part.stat().st_size if part.exists() else 0
+        resumed = have > 0
         if have > mv.size:
             part.unlink()
-            have = 0
+            have, resumed = 0, False
         free = shutil.disk_usage(dest.parent).free
         if free - (mv.size - have) < min_free_bytes:
             raise DiskFull(f"{mv.size - have} bytes needed, {free} free, {min_free_bytes} kept free")
@@ -274,29 +305,32 @@ class ModelStore:
         # The SHA-256 is computed as the bytes arrive (a resumed file's head is hashed first), so
         # verification costs no second pass over the file.
         digest = await asyncio.to_thread(_hash_prefix, part, have)
-        with part.open("ab") as f:
+        try:
+            with part.open("ab") as f:
 
-            def write(data: bytes) -> None:
-                f.write(data)
-                digest.update(data)
+                def write(data: bytes) -> None:
+                    f.write(data)
+                    digest.update(data)
 
-            while have < mv.size:
-                length = min(CHUNK * 4, mv.size - have)
-                stream = await self._call(client.download_blob(
-                    offset=have, length=length, max_concurrency=4,
-                    **({"etag": mv.etag, "match_condition": _if_match()} if _is_inplace(mv) and mv.etag
-                       else {})))
-                data = await self._call(stream.readall())
-                if not data:
-                    break
-                await asyncio.to_thread(write, data)
-                have += len(data)
-                self.stats.bytes += len(data)
-                if time.monotonic() - last_log > 2:
-                    last_log = time.monotonic()
-                    log.info("downloading model", extra={"alias": mv.alias, "version": mv.version,
-                                                         "bytes": have, "total": mv.size})
-        self.stats.seconds += time.monotonic() - started
+                while have < mv.size:
+                    length = min(CHUNK * 4, mv.size - have)
+                    stream = await self._call(client.download_blob(
+                        offset=have, length=length, max_concurrency=4,
+                        **({"etag": mv.etag, "match_condition": _if_match()}
+                           if _is_inplace(mv) and mv.etag else {})))
+                    data = await self._call(stream.readall())
+                    if not data:
+                        break
+                    await asyncio.to_thread(write, data)
+                    have += len(data)
+                    self.stats.bytes += len(data)
+                    if time.monotonic() - last_log > 2:
+                        last_log = time.monotonic()
+                        log.info("downloading model", extra={
+                            "alias": mv.alias, "version": mv.version, "bytes": have,
+                            "total": mv.size})
+        finally:
+            self.stats.seconds += time.monotonic() - started
         size = part.stat().st_size
         if size != mv.size:
             part.unlink(missing_ok=True)
@@ -305,12 +339,30 @@ class ModelStore:
             sha = digest.hexdigest()
             if sha != mv.sha256:
                 part.unlink(missing_ok=True)
+                if resumed:
+                    raise ResumeFailed("resumed file did not verify")
                 raise VerificationFailed(f"sha256 {sha[:12]}… != {mv.sha256[:12]}…")
         else:
             log.warning("model has no sha256 metadata; only its size was checked",
                         extra={"alias": mv.alias, "version": mv.version})
         os.replace(part, dest)
         return dest
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+
+
+def _written(props: Any) -> tuple[Any, str]:
+    """When a pointer was written: Last-Modified (1 s resolution), then our microsecond stamp, so
+    two writes in the same second still order (a blob written by another tool has no stamp)."""
+    return props.last_modified, (props.metadata or {}).get("written_at", "")
+
+
+def _lock(path: Path) -> Any:
+    f = path.open("a")
+    fcntl.flock(f, fcntl.LOCK_EX)
+    return f
 
 
 def _hash_prefix(path: Path, length: int) -> Any:

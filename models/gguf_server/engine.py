@@ -119,6 +119,7 @@ class Engine:
         self._n_slots, self._threads, self._n_batch = slots, threads, n_batch
         self._active = 0
         self._active_lock = threading.Lock()
+        self._close_lock = threading.Lock()
         self._flash_attn = flash_attn
         self._max_queue = max_queue
         self._llamas: list[Any] = []
@@ -166,11 +167,13 @@ class Engine:
         self._pool = SlotPool(self._llamas, self._max_queue)
 
     def close(self) -> None:
-        self._pool = None
-        self._executor.shutdown(wait=True, cancel_futures=True)
-        for llama in self._llamas:
-            llama.close()
-        self._llamas = []
+        """Free the contexts (idempotent; safe from two threads at once)."""
+        with self._close_lock:
+            self._pool = None
+            self._executor.shutdown(wait=True, cancel_futures=True)
+            llamas, self._llamas = self._llamas, []
+            for llama in llamas:
+                llama.close()
 
     async def generate(self, prompt: Prompt, sampling: Sampling,
                        cancel: threading.Event | None = None, *, stream: bool = True

@@ -16,7 +16,14 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from models.blob_store import BlobUnavailable, ModelStore, ModelVersion, file_sha256
+from models.blob_store import (
+    BlobUnavailable,
+    DiskFull,
+    ModelStore,
+    ModelVersion,
+    PointerMoved,
+    file_sha256,
+)
 from models.gguf_server.engine import Engine, NotReady
 from models.gguf_server.metrics import Metrics
 from models.gguf_server.settings import GGUFServerSettings
@@ -72,10 +79,10 @@ class ModelManager:
         self._task = asyncio.get_running_loop().create_task(self._run())
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
+        for task in [*([self._task] if self._task else []), *self._draining]:
+            task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+                await task
         for loaded in [*self._old, *([self.current] if self.current else [])]:
             await asyncio.to_thread(loaded.engine.close)
         self.current = None
@@ -123,7 +130,7 @@ class ModelManager:
             except Exception as e:
                 self.reason = f"sync failed: {type(e).__name__}: {e}"
                 log.exception("model sync failed")
-            await self._wait(min(backoff, s.poll_interval_s) if self.current is None else 0)
+            await self._wait(backoff if self.current is None else 0)
             backoff = min(backoff * 2, s.startup_backoff_max_s)
         while True:
             await self._wait(s.poll_interval_s)
@@ -143,7 +150,13 @@ class ModelManager:
     async def _check(self) -> None:
         """Swap to the version the pointer names, if it is new; the last pointer written wins."""
         assert self.store is not None
-        mv = await self.store.current(self.settings.alias)
+        try:
+            await self._follow(await self.store.current(self.settings.alias))
+        except PointerMoved:
+            log.info("the model blob changed during the download; taking the new one next")
+
+    async def _follow(self, mv: ModelVersion | None) -> None:
+        assert self.store is not None
         while mv is not None and mv.version not in self.rejected and (
                 self.current is None or mv.version != self.current.version):
             path = await self._fetch(mv)
@@ -161,10 +174,17 @@ class ModelManager:
         dest = s.cache_dir / mv.alias / f"{mv.version}.gguf"
         before = (self.store.stats.bytes, self.store.stats.seconds)
         try:
-            return await self.store.download(mv, dest, min_free_bytes=s.min_free_bytes)
+            try:
+                return await self.store.download(mv, dest, min_free_bytes=s.min_free_bytes)
+            except DiskFull:
+                self._prune(keep=1)  # make room from cached versions not in use, then once more
+                return await self.store.download(mv, dest, min_free_bytes=s.min_free_bytes)
         except BlobUnavailable:
             raise
-        except Exception as e:  # noqa: BLE001 - verification, disk: the version is rejected
+        except DiskFull as e:  # not the version's fault: tried again at the next poll
+            self._fail(mv.version, e)
+            return None
+        except Exception as e:  # noqa: BLE001 - verification: the version is rejected
             self._reject(mv.version, e)
             return None
         finally:
@@ -172,7 +192,11 @@ class ModelManager:
             self.metrics.download_seconds.inc(self.store.stats.seconds - before[1])
 
     def _reject(self, version: str, e: Exception) -> None:
+        """A version that will never work (until the pointer moves): not tried again."""
         self.rejected.add(version)
+        self._fail(version, e)
+
+    def _fail(self, version: str, e: Exception) -> None:
         self.last_error = f"version {version} rejected: {type(e).__name__}: {e}"
         self.metrics.swap_failures.labels(type(e).__name__).inc()
         log.error("model version rejected", extra={"version": version, "error": str(e),
@@ -205,6 +229,8 @@ class ModelManager:
             task.add_done_callback(self._draining.discard)
         log.info("model in service", extra={"alias": s.alias, "version": version,
                                             "seconds": loaded.load_seconds})
+        if self.store is not None:
+            self._prune(parts=True)
 
     async def _drain(self, old: Loaded) -> None:
         if old.leases > 0:
@@ -213,11 +239,16 @@ class ModelManager:
         self._old.remove(old)
         self._prune()
 
-    def _prune(self) -> None:
-        """Keep the newest ``keep_versions`` files of the alias on disk (for rollback)."""
+    def _prune(self, keep: int | None = None, *, parts: bool = False) -> None:
+        """Keep the newest ``keep_versions`` files of the alias on disk (for rollback), never one in
+        use. ``parts``: also drop partial downloads; only the watcher passes it, between downloads."""
         folder = self.settings.cache_dir / self.settings.alias
+        if not folder.is_dir():
+            return
         in_use = {x.path for x in [*self._old, *([self.current] if self.current else [])]}
         files = sorted(folder.glob("*.gguf"), key=lambda p: p.stat().st_mtime, reverse=True)
-        for f in files[self.settings.keep_versions:]:
+        for f in files[self.settings.keep_versions if keep is None else keep:]:
             if f not in in_use:
                 f.unlink(missing_ok=True)
+        for f in folder.glob("*.gguf.part") if parts else ():
+            f.unlink(missing_ok=True)

@@ -80,3 +80,17 @@ async def test_postgres_down_is_503(redis: Redis, dead_url: str) -> None:
     with pytest.raises(DependencyUnavailable):
         await Authenticator(KeyStore(db), redis, 60).authenticate("Bearer sk-llmp-unknown-key")
     await db.aclose()
+
+
+async def test_works_without_a_cache(store: KeyStore) -> None:
+    _, key = await new_key(store)
+    auth = Authenticator(store, None, 60)
+    assert (await auth.authenticate(f"Bearer {key}")).tenant.startswith("auth-")
+    assert await auth.forget(b"x")
+
+
+async def test_forget_reports_an_unreachable_cache(store: KeyStore, dead_url: str) -> None:
+    port = dead_url.rsplit(":", 1)[1]
+    down = Redis.from_url(f"redis://127.0.0.1:{port}", socket_connect_timeout=0.2)
+    assert not await Authenticator(store, down, 60).forget(b"x")
+    await down.aclose()

@@ -130,7 +130,6 @@ async def test_a_broken_usage_chunk_still_ends_the_stream_properly() -> None:
     from functions.dispatch import StreamResult, _relay
 
     class Odd:
-        headers: dict[str, str] = {}
 
         async def batches(self) -> AsyncIterator[list[bytes]]:
             yield [b'{"choices": [], "usage": {"prompt_tokens": "n/a"}}', b'{"usage": broken']

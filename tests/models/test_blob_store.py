@@ -99,7 +99,7 @@ async def test_sha_mismatch_is_rejected(store: ModelStore, tmp_path: Path) -> No
     dest = tmp_path / "c" / "s.gguf"
     with pytest.raises(VerificationFailed, match="sha256"):
         await store.download(forged, dest)
-    assert not dest.exists() and not list(dest.parent.glob("*"))
+    assert not dest.exists() and not dest.with_suffix(".gguf.part").exists()
 
 
 async def test_truncated_is_rejected(store: ModelStore, tmp_path: Path) -> None:
@@ -129,3 +129,44 @@ def test_settings_need_a_source(monkeypatch: pytest.MonkeyPatch) -> None:
     assert not BlobSettings().configured
     with pytest.raises(BlobUnavailable, match="LLMP_BLOB"):
         ModelStore.from_settings(BlobSettings())
+
+
+async def test_writes_in_the_same_second_still_order(store: ModelStore, tmp_path: Path) -> None:
+    await store.publish("q", model_file(tmp_path, b"one"))
+    inplace = await store.publish("q", model_file(tmp_path, b"two"), in_place=True)
+    assert (await store.current("q")).version == inplace.version  # type: ignore[union-attr]
+    again = await store.publish("q", model_file(tmp_path, b"three"))
+    assert (await store.current("q")).version == again.version  # type: ignore[union-attr]
+
+
+async def test_rollback_after_an_in_place_overwrite(store: ModelStore, tmp_path: Path) -> None:
+    await store.publish("ri", model_file(tmp_path, b"v1"))
+    v2 = await store.publish("ri", model_file(tmp_path, b"v2"))
+    await store.publish("ri", model_file(tmp_path, b"v3"), in_place=True)
+    back = await store.rollback("ri")
+    assert back.version == v2.version  # the version before the in-place one, not before v2
+    assert (await store.current("ri")).version == v2.version  # type: ignore[union-attr]
+
+
+async def test_a_bad_resumed_head_is_downloaded_again(store: ModelStore, tmp_path: Path) -> None:
+    content = b"a" * 100_000
+    mv = await store.publish("h", model_file(tmp_path, content))
+    dest = tmp_path / "cache" / "h.gguf"
+    dest.parent.mkdir()
+    dest.with_suffix(".gguf.part").write_bytes(b"X" * 50_000)  # a corrupt kept head
+    await store.download(mv, dest)
+    assert dest.read_bytes() == content
+
+
+async def test_two_downloaders_sharing_a_cache_take_turns(store: ModelStore, tmp_path: Path,
+                                                          azurite: str) -> None:
+    content = bytes(range(256)) * 4000
+    mv = await store.publish("two", model_file(tmp_path, content))
+    other = ModelStore.from_settings(BlobSettings(connection_string=azurite,
+                                                  container=store.container.container_name))
+    dest = tmp_path / "shared" / "two.gguf"
+    try:
+        a, b = await asyncio.gather(store.download(mv, dest), other.download(mv, dest))
+    finally:
+        await other.aclose()
+    assert a == b == dest and dest.read_bytes() == content

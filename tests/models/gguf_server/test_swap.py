@@ -266,7 +266,7 @@ def test_disk_full_is_rejected_and_reported(azurite: str, smol: Path, tmp_path: 
             LLMP_GGUF_MIN_FREE_BYTES=str(1 << 60), LLMP_GGUF_SLOTS="1") as url:
         h = wait_reason(url, "DiskFull")
         assert httpx.get(f"{url}/health").status_code == 503
-        assert not list(tmp_path.rglob("*.gguf*"))
+        assert not [*tmp_path.rglob("*.gguf"), *tmp_path.rglob("*.part")]
     assert h["version"] is None
 
 
