@@ -15,6 +15,9 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+import orjson
 
 from models.blob_store import (
     BlobUnavailable,
@@ -122,6 +125,8 @@ class ModelManager:
             try:
                 await self._check()
                 backoff = 1.0
+                if self.current is None and self.rejected:
+                    await self._serve_cached()
                 if self.current is None:
                     self.reason = self.last_error or f"no model is published for alias {s.alias!r}"
             except BlobUnavailable as e:
@@ -175,10 +180,12 @@ class ModelManager:
         before = (self.store.stats.bytes, self.store.stats.seconds)
         try:
             try:
-                return await self.store.download(mv, dest, min_free_bytes=s.min_free_bytes)
+                path = await self.store.download(mv, dest, min_free_bytes=s.min_free_bytes)
             except DiskFull:
                 self._prune(keep=1)  # make room from cached versions not in use, then once more
-                return await self.store.download(mv, dest, min_free_bytes=s.min_free_bytes)
+                path = await self.store.download(mv, dest, min_free_bytes=s.min_free_bytes)
+            await asyncio.to_thread(_write_params, path, mv)
+            return path
         except BlobUnavailable:
             raise
         except DiskFull as e:  # not the version's fault: tried again at the next poll
@@ -190,6 +197,23 @@ class ModelManager:
         finally:
             self.metrics.download_bytes.inc(self.store.stats.bytes - before[0])
             self.metrics.download_seconds.inc(self.store.stats.seconds - before[1])
+
+    async def _serve_cached(self) -> None:
+        """At start-up the pointer names a version that was rejected: rather than answer 503 until
+        someone publishes again, serve the newest verified version in the cache, and say so."""
+        folder = self.settings.cache_dir / self.settings.alias
+        files = sorted(folder.glob("*.gguf"), key=lambda p: p.stat().st_mtime, reverse=True) \
+            if folder.is_dir() else []
+        for f in files:
+            if f.stem in self.rejected:
+                continue
+            params = await asyncio.to_thread(_read_params, f)
+            await self._load(f, f.stem, params.get("sha256"), params.get("n_ctx"),
+                             params.get("chat_template"))
+            if self.current is not None:
+                log.warning("serving a cached version: the alias points at a rejected one",
+                            extra={"version": f.stem, "error": self.last_error})
+                return
 
     def _reject(self, version: str, e: Exception) -> None:
         """A version that will never work (until the pointer moves): not tried again."""
@@ -250,5 +274,20 @@ class ModelManager:
         for f in files[self.settings.keep_versions if keep is None else keep:]:
             if f not in in_use:
                 f.unlink(missing_ok=True)
+                f.with_suffix(".json").unlink(missing_ok=True)
         for f in folder.glob("*.gguf.part") if parts else ():
             f.unlink(missing_ok=True)
+
+
+def _write_params(path: Path, mv: ModelVersion) -> None:
+    """Keep a cached file's load parameters beside it (``<version>.json``)."""
+    path.with_suffix(".json").write_bytes(orjson.dumps(
+        {"sha256": mv.sha256, "n_ctx": mv.n_ctx, "chat_template": mv.chat_template}))
+
+
+def _read_params(path: Path) -> dict[str, Any]:
+    try:
+        data = orjson.loads(path.with_suffix(".json").read_bytes())
+    except (OSError, orjson.JSONDecodeError):
+        return {}
+    return data if isinstance(data, dict) else {}

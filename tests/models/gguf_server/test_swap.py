@@ -285,3 +285,28 @@ def test_blob_unreachable_during_service_keeps_serving(smol: Path, tmp_path: Pat
             time.sleep(3)  # several failed polls
         assert not load.failures and load.versions
         assert httpx.get(f"{url}/health").status_code == 200
+
+
+def test_restart_with_a_bad_pointer_serves_the_cached_version(azurite: str, smol: Path,
+                                                              tmp_path: Path) -> None:
+    import hashlib
+
+    settings = BlobSettings(connection_string=azurite, container="restart" + uuid.uuid4().hex[:6])
+    blob = Blob(settings, alias="rs")
+    good = blob.publish(smol)
+    env = {"LLMP_BLOB_CONNECTION_STRING": azurite, "LLMP_BLOB_CONTAINER": settings.container,
+           "LLMP_GGUF_CACHE_DIR": str(tmp_path), "LLMP_GGUF_MIN_FREE_BYTES": "0",
+           "LLMP_GGUF_SLOTS": "1"}
+    with gguf_server_process(model="blob:", alias="rs", **env) as url:
+        assert health(url)["version"] == good.version
+    time.sleep(1.1)  # written after the manifest, by a tool that sets no stamp
+    garbage = b"GGUF" + b"\1" * 2048
+    blob.upload_raw("rs/model.gguf", garbage, {"sha256": hashlib.sha256(garbage).hexdigest(),
+                                               "version": "broken-2"})
+    with gguf_server_process(model="blob:", alias="rs", **env) as url:  # a pod restart
+        h = health(url)
+        assert h["version"] == good.version
+        assert "broken-2" in str(h["last_error"])
+        r = httpx.post(f"{url}/v1/chat/completions", timeout=60, json={
+            "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 4})
+        assert r.status_code == 200 and r.headers["x-llmp-model-version"] == good.version
