@@ -183,7 +183,7 @@ class GGUFServer:
             raise
         version = lease.loaded.version
 
-        async def close() -> None:  # also when the client left before the first byte
+        async def close() -> None:  # the one cleanup, also if the client left before the first byte
             lease.release()
             with contextlib.suppress(RuntimeError):
                 await events.aclose()  # type: ignore[attr-defined]
@@ -224,10 +224,7 @@ class GGUFServer:
             err = {"error": {"message": str(e), "type": "server_error", "param": None,
                              "code": None}}
             yield b"data: " + orjson.dumps(err) + b"\n\ndata: [DONE]\n\n"
-        finally:
-            lease.release()
-            with contextlib.suppress(RuntimeError):
-                await events.aclose()  # type: ignore[attr-defined]
+        # The lease and the engine's generator are released by the response's on_close.
 
 
 async def _chain(first: Event, rest: AsyncIterator[Event]) -> AsyncIterator[Event]:

@@ -127,11 +127,6 @@ class Engine:
         self._executor = ThreadPoolExecutor(max_workers=slots, thread_name_prefix="slot")
         self._formatter: Any = None
         self._chat_template = chat_template
-        self.in_flight = 0
-
-    @property
-    def ready(self) -> bool:
-        return self._pool is not None
 
     def load(self) -> None:
         """Load every slot (blocking; call from a thread)."""
@@ -195,17 +190,12 @@ class Engine:
         def emit(item: Event | BaseException) -> None:
             loop.call_soon_threadsafe(queue.put_nowait, item)
 
-        self.in_flight += 1
         if not stream:
             emit = _Collect(emit)
         future = loop.run_in_executor(self._executor, self._decode, slot.llama, prompt, sampling,
                                       cancel, emit)
 
-        def release(_: object) -> None:
-            self.in_flight -= 1
-            pool.release(slot)
-
-        future.add_done_callback(release)
+        future.add_done_callback(lambda _: pool.release(slot))  # once the thread is done with it
         try:
             while True:
                 item = await queue.get()
