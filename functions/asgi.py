@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
@@ -44,7 +45,12 @@ def create_app(gateway: Gateway | None = None) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         _ = gw.dispatcher  # validate the catalog at start-up: a bad one stops the server here
+        warm = None
+        if gw.guardrail_settings.enabled:  # load Presidio/spaCy now, not on the first request
+            warm = asyncio.get_running_loop().create_task(gw.guardrails.detectors.pii.load())
         yield
+        if warm is not None and not warm.done():
+            warm.cancel()
         await gw.aclose()
 
     app = Starlette(routes=[_route(gw, s) for s in ROUTES], lifespan=lifespan,

@@ -124,3 +124,23 @@ def error_response(exc: BaseException, headers: Mapping[str, str] | None = None)
 def sse_error(exc: BaseException) -> bytes:
     """The tail of a stream that failed after it began: an error event, then ``[DONE]``."""
     return b"data: " + orjson.dumps(error_body(exc)) + b"\n\ndata: [DONE]\n\n"
+
+
+class GuardrailBlocked(LlmpError):
+    """A guardrail refused the request (PII the policy blocks, a prompt injection, moderated
+    content). The message names the entity types or categories found, never the text."""
+
+    status, type, code = 400, "invalid_request_error", "content_filter"
+
+
+class OutputBlocked(LlmpError):
+    """The model's answer violated the policy (or is not the JSON ``response_format`` asked for).
+    A 400 like Azure OpenAI's ``content_filter`` error: a retry of the same request would not help."""
+
+    status, type, code = 400, "invalid_request_error", "content_filter"
+
+
+class GuardrailUnavailable(LlmpError):
+    """A guardrail failed or timed out and the policy fails closed."""
+
+    status, type, code = 503, "server_error", "guardrail_unavailable"

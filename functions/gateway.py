@@ -20,12 +20,18 @@ if TYPE_CHECKING:
     from functions.auth import Authenticator
     from functions.db import Database
     from functions.dispatch import Dispatcher
+    from functions.guardrails.engine import Guardrails
+    from functions.guardrails.policies import PolicyStore
+    from functions.guardrails.settings import GuardrailSettings
     from functions.keys import KeyStore
+    from functions.metrics import GatewayMetrics
 
 
 class Gateway:
-    def __init__(self, settings: GatewaySettings | None = None) -> None:
+    def __init__(self, settings: GatewaySettings | None = None,
+                 guardrail_settings: GuardrailSettings | None = None) -> None:
         self._settings = settings
+        self._guardrail_settings = guardrail_settings
 
     @cached_property
     def settings(self) -> GatewaySettings:
@@ -91,8 +97,41 @@ class Gateway:
                               for b in m.backends] for m in self.catalog.models}
         return Dispatcher(self.catalog, backends, s.backend_cooldown_s)
 
+    @cached_property
+    def guardrail_settings(self) -> GuardrailSettings:
+        from functions.guardrails.settings import GuardrailSettings
+
+        return self._guardrail_settings or GuardrailSettings()
+
+    @cached_property
+    def metrics(self) -> GatewayMetrics:
+        from functions.metrics import GatewayMetrics
+
+        return GatewayMetrics()
+
+    @cached_property
+    def policies(self) -> PolicyStore:
+        from functions.guardrails.policies import PolicyStore
+
+        return PolicyStore(self.db, self.guardrail_settings.policy_cache_ttl_s)
+
+    @cached_property
+    def guardrails(self) -> Guardrails:
+        """Detectors are built here but load their models on first use (Presidio/spaCy: about
+        2 s, once per process)."""
+        from functions.guardrails.audit import AuditLog
+        from functions.guardrails.engine import Guardrails
+        from functions.guardrails.factory import build_detectors
+
+        s = self.guardrail_settings
+        audit = AuditLog(self.db, batch=s.audit_batch, flush_s=s.audit_flush_s,
+                         max_queue=s.audit_queue_max) if self.settings.database_url else None
+        return Guardrails(build_detectors(s), audit, self.metrics, s.timeout_s, s.holdback_chars)
+
     async def aclose(self) -> None:
         built = self.__dict__
+        if "guardrails" in built and self.guardrails.audit is not None:
+            await self.guardrails.audit.aclose()  # before the pool it writes through closes
         if "http" in built:
             await self.http.aclose()
         if "redis" in built and self.redis is not None:

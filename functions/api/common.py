@@ -64,6 +64,7 @@ def endpoint(fn: Handler) -> Handler:
     async def wrapped(gw: Gateway, request: Request) -> Response:
         started = time.perf_counter()
         request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
+        request.state.request_id = request_id
         try:
             response = await fn(gw, request)
         except Exception as e:  # noqa: BLE001 - the one mapping point

@@ -1,11 +1,12 @@
-"""``POST /v1/chat/completions`` and ``POST /v1/completions``: authenticate, parse, dispatch, and
-either pass the whole answer on or stream it event by event."""
+"""``POST /v1/chat/completions`` and ``POST /v1/completions``: authenticate, parse, input guardrails,
+dispatch, output guardrails, and either pass the whole answer on or stream it event by event."""
 
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -21,6 +22,7 @@ from models.streaming import ClosingStreamingResponse
 
 if TYPE_CHECKING:
     from functions.auth import Principal  # imports Redis and psycopg: not at Functions start-up
+    from functions.guardrails.engine import OutputKind, RequestGuard
 
 log = logging.getLogger("llmp.usage")
 
@@ -37,12 +39,38 @@ def _log_usage(principal: Principal, model: str, backend: str, usage: Usage | No
         "error": type(error).__name__ if error else None})
 
 
+async def _guard(gw: Gateway, request: Request, principal: Principal,
+                 req: SamplingParams) -> RequestGuard:
+    from functions.guardrails.policy import GuardrailPolicy
+
+    if gw.guardrail_settings.enabled:
+        policy = (await gw.policies.get(principal.tenant_id)).resolve(req.model, req.guardrails)
+    else:
+        policy = GuardrailPolicy(enabled=False)
+    return gw.guardrails.begin(policy, tenant_id=principal.tenant_id, model=req.model,
+                               request_id=getattr(request.state, "request_id", ""))
+
+
+def _response_format(req: SamplingParams) -> dict[str, Any] | None:
+    return req.response_format if isinstance(req, ChatCompletionRequest) else None
+
+
 async def _generate(gw: Gateway, request: Request, endpoint_: Endpoint,
-                    model: type[SamplingParams]) -> Response:
+                    model: type[SamplingParams], kind: OutputKind) -> Response:
     principal = await gw.authenticator.authenticate(request.headers.get("authorization"))
     req = model.parse(await read_body(request, gw.settings.max_body_bytes))
+    guard = await _guard(gw, request, principal, req)
+    req = await guard.check_input(req)
     if req.stream:
         backend, body, result = await gw.dispatcher.stream(endpoint_, req)
+        if guard.transforms_output or (guard.active and _response_format(req)):
+            from functions.guardrails.output import guard_stream
+
+            def failed(e: LlmpError) -> None:
+                result.error = e
+
+            body = guard_stream(guard, body, kind, gw.guardrails.holdback_chars,
+                                _response_format(req), failed)
 
         async def close() -> None:
             await result.close()
@@ -52,15 +80,22 @@ async def _generate(gw: Gateway, request: Request, endpoint_: Endpoint,
             **SSE_HEADERS, **result.headers, "x-llmp-backend": backend.name})
     backend, completion = await gw.dispatcher.complete(endpoint_, req)
     _log_usage(principal, req.model, backend.name, Usage.from_body(completion.body))
-    return Response(completion.content, media_type="application/json",
+    content = completion.content
+    if guard.active:
+        from functions.guardrails.output import check_completion
+
+        checked = await check_completion(guard, dict(completion.body), kind, _response_format(req))
+        if checked != completion.body:
+            content = orjson.dumps(checked)
+    return Response(content, media_type="application/json",
                     headers={**completion.headers, "x-llmp-backend": backend.name})
 
 
 @endpoint
 async def chat_completions(gw: Gateway, request: Request) -> Response:
-    return await _generate(gw, request, "chat/completions", ChatCompletionRequest)
+    return await _generate(gw, request, "chat/completions", ChatCompletionRequest, "chat")
 
 
 @endpoint
 async def completions(gw: Gateway, request: Request) -> Response:
-    return await _generate(gw, request, "completions", CompletionRequest)
+    return await _generate(gw, request, "completions", CompletionRequest, "text")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Self
+from typing import Any, ClassVar, Self
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -34,6 +34,11 @@ class SamplingParams(StrictModel):
     frequency_penalty: float | None = Field(None, ge=-2, le=2)
     logit_bias: dict[str, float] | None = None
     user: str | None = Field(None, max_length=256)
+    guardrails: dict[str, Any] | None = None
+    """Extension: overrides of the tenant's guardrail policy, where the policy allows them."""
+
+    EXTENSIONS: ClassVar[frozenset[str]] = frozenset({"guardrails"})
+    """Fields the gateway consumes and never forwards to a backend."""
 
     @field_validator("stop")
     @classmethod
@@ -59,7 +64,7 @@ class SamplingParams(StrictModel):
     def upstream_body(self, served_model: str) -> dict[str, Any]:
         """The body sent to a backend: the same request, naming the backend's model, always
         asking for usage in streams (the gateway accounts for tokens)."""
-        body = self.model_dump(exclude_none=True)
+        body = self.model_dump(exclude_none=True, exclude=set(self.EXTENSIONS))
         body["model"] = served_model
         if self.stream:
             body["stream_options"] = {"include_usage": True}

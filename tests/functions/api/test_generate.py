@@ -48,7 +48,10 @@ def test_stream_is_passed_through_and_ends_with_done(gateway_url: str, api_key: 
         assert r.headers["content-type"].startswith("text/event-stream")
         lines = [ln for ln in r.iter_lines() if ln]
     assert lines[-1] == "data: [DONE]"
-    assert sum('"tok ' in ln for ln in lines) == 4
+    chunks = [json.loads(ln[6:]) for ln in lines[:-1]]
+    text = "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks)
+    assert text.count("tok ") == 4  # the output guardrail may merge chunks; nothing is lost
+    assert chunks[-1]["choices"][0]["finish_reason"] == "length"
     assert not any('"usage"' in ln for ln in lines)
 
 

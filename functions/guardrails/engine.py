@@ -1,0 +1,295 @@
+"""Stages 3 and 8 of the pipeline: input guardrails before the model, output guardrails after it.
+
+:class:`Guardrails` (one per gateway) owns the detectors; :meth:`Guardrails.begin` gives a
+:class:`RequestGuard` for one request, which checks and rewrites the input, then checks the answer,
+whole or as a stream. Every decision goes to the audit log and the metrics as it is taken. A detector
+that raises or times out refuses the request with 503 unless the policy says ``on_error: allow``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, TypeVar
+
+from functions.errors import GuardrailBlocked, GuardrailUnavailable, OutputBlocked
+from functions.guardrails.audit import AuditLog, AuditRecord
+from functions.guardrails.findings import Decision, Span, Stage
+from functions.guardrails.injection import InjectionDetector
+from functions.guardrails.masking import Masker, redact
+from functions.guardrails.moderation import Moderator
+from functions.guardrails.pii import PiiAnalyzer
+from functions.guardrails.policy import Action, GuardrailPolicy
+from functions.guardrails.texts import InputText, input_texts, replace_texts
+from functions.metrics import GatewayMetrics
+from functions.protocol.common import SamplingParams
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+R = TypeVar("R", bound=SamplingParams)
+NER_ENTITIES = ("PERSON", "LOCATION")
+LOAD_TIMEOUT_S = 60.0
+"""Loading Presidio and spaCy (about 2 s, once per process) is not held to a check's timeout."""
+
+
+@dataclass(frozen=True, slots=True)
+class Detectors:
+    pii: PiiAnalyzer
+    injection: InjectionDetector
+    moderation: Moderator
+
+
+class Guardrails:
+    def __init__(self, detectors: Detectors, audit: AuditLog | None, metrics: GatewayMetrics,
+                 timeout_s: float, holdback_chars: int) -> None:
+        self.detectors = detectors
+        self.audit = audit
+        self.metrics = metrics
+        self.timeout_s = timeout_s
+        self.holdback_chars = holdback_chars
+
+    def begin(self, policy: GuardrailPolicy, *, tenant_id: str, request_id: str,
+              model: str) -> RequestGuard:
+        return RequestGuard(self, policy, tenant_id=tenant_id, request_id=request_id, model=model)
+
+
+class RequestGuard:
+    """The guardrails of one request. Holds the request's :class:`Masker` (placeholders and the
+    values behind them), which lives and dies with the request."""
+
+    def __init__(self, rails: Guardrails, policy: GuardrailPolicy, *, tenant_id: str,
+                 request_id: str, model: str) -> None:
+        self.rails = rails
+        self.policy = policy
+        self.masker = Masker()
+        self._tenant_id, self._request_id, self._model = tenant_id, request_id, model
+
+    @property
+    def active(self) -> bool:
+        return self.policy.enabled
+
+    # -- input ------------------------------------------------------------------------------------
+
+    async def check_input(self, req: R) -> R:
+        """Refuse the request (400) or return it with PII masked as the policy says."""
+        if not self.active:
+            return req
+        items = input_texts(req)
+        if not items:
+            return req
+        spans = await self._pii_spans("input", [t.text for t in items])
+        await self._check_injection("input", [t.text for t in items if t.role == "user"],
+                                    [t.text for t in items if t.role == "tool"])
+        await self._check_moderation("input", [t.text for t in items if t.role in ("user", "tool")])
+        if spans is None:  # analysis failed and the policy lets the request through
+            return req
+        return replace_texts(req, self._apply_input_pii(items, spans))
+
+    async def check_untrusted(self, documents: Sequence[str]) -> None:
+        """Retrieved or tool content entering the prompt: refused if it carries an injection."""
+        if self.active and documents:
+            await self._check_injection("input", [], documents)
+
+    def _apply_input_pii(self, items: Sequence[InputText], spans: list[list[Span]]) -> list[str]:
+        found: dict[str, dict[str, int]] = {}
+        kept: list[list[Span]] = []
+        for per_text in spans:
+            mine = []
+            for s in per_text:
+                action = self._pii_action(s)
+                if action != "allow":
+                    found.setdefault(action, {})
+                    found[action][s.entity] = found[action].get(s.entity, 0) + 1
+                if action == "mask":
+                    mine.append(s)
+            kept.append(mine)
+        for act, types in found.items():
+            self._decide("input", "presidio", act, types)
+        if "block" in found:
+            names = ", ".join(sorted(found["block"]))
+            raise GuardrailBlocked(
+                f"The request contains sensitive data ({names}) that this platform does not accept. "
+                "Remove it and try again.", param="messages", code="pii_blocked")
+        return [self.masker.mask(item.text, m) for item, m in zip(items, kept, strict=True)]
+
+    # -- output -----------------------------------------------------------------------------------
+
+    @property
+    def checks_output(self) -> bool:
+        o = self.policy.output
+        return self.active and (o.pii or o.moderation or o.max_chars is not None)
+
+    @property
+    def transforms_output(self) -> bool:
+        return self.checks_output or self.restores
+
+    @property
+    def restores(self) -> bool:
+        return self.active and self.policy.pii.restore and bool(self.masker)
+
+    async def check_text(self, text: str) -> str:
+        """Check a piece of the answer: return it with violations masked, or raise
+        :class:`OutputBlocked`. Placeholders are not restored here."""
+        o = self.policy.output
+        if o.pii:
+            spans = await self._pii_spans("output", [text])
+            if spans is not None:
+                text = self._apply_output_pii(text, spans[0])
+        if o.moderation:
+            text = await self._check_output_moderation(text)
+        return text
+
+    def restore(self, text: str) -> str:
+        return self.masker.restore(text) if self.restores else text
+
+    def _apply_output_pii(self, text: str, spans: list[Span]) -> str:
+        found: dict[str, dict[str, int]] = {}
+        masked: list[Span] = []
+        for s in spans:
+            action = self._pii_action(s)
+            if action == "allow":
+                continue
+            if action == "mask" and self.policy.output.on_violation == "error":
+                action = "block"
+            found.setdefault(action, {})[s.entity] = found.get(action, {}).get(s.entity, 0) + 1
+            if action == "mask":
+                masked.append(s)
+        for act, types in found.items():
+            self._decide("output", "presidio", act, types)
+        if "block" in found:
+            names = ", ".join(sorted(found["block"]))
+            raise OutputBlocked(f"The answer was withheld: it contained sensitive data ({names}).")
+        return redact(text, masked) if masked else text
+
+    async def _check_output_moderation(self, text: str) -> str:
+        hits = await self._moderation_hits("output", [text])
+        if not hits:
+            return text
+        action = "block" if "block" in hits or self.policy.output.on_violation == "error" else (
+            "mask" if "mask" in hits else "flag")
+        if action == "block":
+            names = ", ".join(sorted({c for types in hits.values() for c in types}))
+            raise OutputBlocked(f"The answer was withheld by content moderation ({names}).")
+        return "[removed by content moderation]" if action == "mask" else text
+
+    def validate_json(self, text: str, response_format: dict[str, Any] | None) -> None:
+        """When ``response_format`` asks for JSON, the complete answer must be valid JSON (and
+        match the schema of ``json_schema``)."""
+        kind = (response_format or {}).get("type")
+        if not self.active or not self.policy.output.validate_json or kind not in (
+                "json_object", "json_schema"):
+            return
+        import orjson
+
+        try:
+            value = orjson.loads(text)
+        except orjson.JSONDecodeError:
+            self._decide("output", "json", "block", {"invalid_json": 1})
+            raise OutputBlocked("The model's answer is not valid JSON, as response_format requires.",
+                                code="invalid_json_output") from None
+        schema = ((response_format or {}).get("json_schema") or {}).get("schema")
+        if kind == "json_schema" and isinstance(schema, dict):
+            import jsonschema
+
+            error = jsonschema.exceptions.best_match(
+                jsonschema.Draft202012Validator(schema).iter_errors(value))
+            if error is not None:
+                self._decide("output", "json", "block", {"schema_mismatch": 1})
+                where = "/".join(str(p) for p in error.absolute_path) or "(root)"
+                raise OutputBlocked(f"The model's answer does not match the JSON schema at {where}.",
+                                    code="invalid_json_output")
+
+    # -- shared -----------------------------------------------------------------------------------
+
+    def _pii_action(self, s: Span) -> Action:
+        p = self.policy.pii
+        if s.score < p.min_score:
+            return "allow"
+        return p.entities.get(s.entity, "allow")
+
+    async def _pii(self, texts: list[str]) -> list[list[Span]]:
+        """Runs inside the check's timeout; the models are loaded before (see ``_pii_spans``)."""
+        ents = self.policy.pii.entities
+        ner = any(ents.get(e, "allow") != "allow" for e in NER_ENTITIES)
+        return await self.rails.detectors.pii.analyze(texts, ner=ner)
+
+    async def _pii_spans(self, stage: Stage, texts: list[str]) -> list[list[Span]] | None:
+        if await self._guarded(stage, "presidio", self._load(), LOAD_TIMEOUT_S) is None:
+            return None  # failed, and the policy lets the request through
+        return await self._guarded(stage, "presidio", self._pii(texts))
+
+    async def _load(self) -> bool:
+        await self.rails.detectors.pii.load()
+        return True
+
+    async def _check_injection(self, stage: Stage, prompts: Sequence[str],
+                               documents: Sequence[str]) -> None:
+        p = self.policy.injection
+        if p.action == "allow" or not (prompts or documents):
+            return
+        det = self.rails.detectors.injection
+        result = await self._guarded(stage, det.name, det.score(prompts, documents))
+        if result is None or result.score < p.threshold:
+            return
+        self._decide(stage, det.name, p.action, result.categories, result.score)
+        if p.action == "block":
+            kinds = ", ".join(sorted(result.categories)) or "prompt injection"
+            raise GuardrailBlocked(
+                f"The request was refused: it looks like a prompt injection ({kinds}; score "
+                f"{result.score:.2f}). Rephrase it without instructions aimed at the model.",
+                param="messages", code="prompt_injection_detected")
+
+    async def _check_moderation(self, stage: Stage, texts: Sequence[str]) -> None:
+        hits = await self._moderation_hits(stage, texts)
+        if "block" in hits or "mask" in hits:  # masking a whole input message means refusing it
+            names = ", ".join(sorted({*hits.get("block", {}), *hits.get("mask", {})}))
+            raise GuardrailBlocked(f"The request was refused by content moderation ({names}).",
+                                   param="messages", code="content_filter")
+
+    async def _moderation_hits(self, stage: Stage, texts: Sequence[str]) -> dict[str, dict[str, int]]:
+        m = self.policy.moderation
+        if not texts or all(a == "allow" for a in m.categories.values()):
+            return {}
+        mod = self.rails.detectors.moderation
+        severities = await self._guarded(stage, mod.name, mod.moderate(texts))
+        hits: dict[str, dict[str, int]] = {}
+        for cat, sev in (severities or {}).items():
+            action = m.categories.get(cat, "allow")
+            if sev >= m.min_severity and action != "allow":
+                hits.setdefault(action, {})[cat] = sev
+        for act, types in hits.items():
+            self._decide(stage, mod.name, act, {c: 1 for c in types}, float(max(types.values())))
+        return hits
+
+    async def _guarded(self, stage: Stage, detector: str, call: Awaitable[T],
+                       timeout_s: float | None = None) -> T | None:
+        """Run a detector with the timeout; a failure refuses (503) or, if the policy allows,
+        is recorded and skipped (None)."""
+        try:
+            return await asyncio.wait_for(call, timeout_s or self.rails.timeout_s)
+        except Exception as e:  # any failure inside a guardrail fails closed
+            reason = "timeout" if isinstance(e, TimeoutError) else type(e).__name__
+            self.rails.metrics.guardrail_failures.labels(stage, detector, reason).inc()
+            log.error("guardrail failed", extra={"stage": stage, "detector": detector,
+                                                 "reason": reason, "tenant_id": self._tenant_id,
+                                                 "request_id": self._request_id})
+            allow = self.policy.on_error == "allow"
+            self._decide(stage, detector, "error_allowed" if allow else "error_refused", {})
+            if allow:
+                return None
+            raise GuardrailUnavailable(
+                "A safety check could not be completed, so the request was refused. Try again "
+                "later.") from e
+
+    def _decide(self, stage: Stage, detector: str, action: str, types: dict[str, int],
+                score: float | None = None) -> None:
+        self.rails.metrics.guardrail_decisions.labels(stage, detector, action).inc()
+        if self.rails.audit is not None:
+            self.rails.audit.record(AuditRecord(self._tenant_id, self._request_id, self._model,
+                                                Decision(stage, detector, action, types, score)))
+
+
+OutputKind = Literal["chat", "text"]

@@ -1,0 +1,158 @@
+"""Output guardrails on a whole answer and on a stream.
+
+A stream is held back by a bounded window (``holdback_chars``, 96 by default: about one sentence) so
+that a PII value split across chunks is seen whole before any of it is sent: text is released only
+once at least that much has arrived after it, cut at a space, never inside a finding or a
+placeholder, then checked, masked or refused, and its placeholders restored. Analysis runs once per
+``STEP`` characters released, not once per token. Tool calls and other delta fields pass unchanged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import orjson
+
+from functions.errors import LlmpError, as_llmp_error, sse_error
+from functions.guardrails.engine import OutputKind, RequestGuard
+from functions.guardrails.masking import safe_cut
+
+STEP = 24
+"""Characters that must accumulate beyond the hold-back window before the next release."""
+
+
+def _content(choice: dict[str, Any], kind: OutputKind) -> str | None:
+    if kind == "chat":
+        holder = choice.get("message") or choice.get("delta") or {}
+        value = holder.get("content")
+    else:
+        value = choice.get("text")
+    return value if isinstance(value, str) else None
+
+
+def _with_content(choice: dict[str, Any], kind: OutputKind, text: str, key: str) -> dict[str, Any]:
+    if kind == "chat":
+        return {**choice, key: {**(choice.get(key) or {}), "content": text}}
+    return {**choice, "text": text}
+
+
+async def check_completion(guard: RequestGuard, body: dict[str, Any], kind: OutputKind,
+                           response_format: dict[str, Any] | None) -> dict[str, Any]:
+    """A non-streamed answer: checked, cut to ``max_chars``, validated, placeholders restored."""
+    if not guard.active:
+        return body
+    choices = []
+    for choice in body.get("choices") or []:
+        text = _content(choice, kind)
+        if text is None:
+            choices.append(choice)
+            continue
+        limit = guard.policy.output.max_chars if guard.checks_output else None
+        if limit is not None and len(text) > limit:
+            text, choice = text[:limit], {**choice, "finish_reason": "length"}
+        if guard.checks_output:
+            text = await guard.check_text(text)
+        text = guard.restore(text)
+        guard.validate_json(text, response_format)
+        choices.append(_with_content(choice, kind, text, "message"))
+    return {**body, "choices": choices}
+
+
+class _Window:
+    def __init__(self, guard: RequestGuard, hold: int) -> None:
+        self.guard, self.hold = guard, hold
+        self.pending = ""
+        self.sent = 0
+        self.full: list[str] | None = None
+
+    async def release(self, final: bool) -> str:
+        if not final and len(self.pending) < self.hold + STEP:
+            return ""
+        cut = len(self.pending) if final else self._cut()
+        if cut <= 0:
+            return ""
+        out, self.pending = self.pending[:cut], self.pending[cut:]
+        if self.guard.checks_output:
+            out = await self.guard.check_text(out)
+        return self.guard.restore(out)
+
+    def _cut(self) -> int:
+        limit = len(self.pending) - self.hold
+        space = max(self.pending.rfind(" ", 0, limit + 1), self.pending.rfind("\n", 0, limit + 1))
+        cut = space + 1 if space > 0 else limit
+        return safe_cut(self.pending, cut)
+
+
+async def guard_stream(guard: RequestGuard, events: AsyncIterator[bytes], kind: OutputKind,
+                       hold: int, response_format: dict[str, Any] | None,
+                       on_error: Callable[[LlmpError], None] | None = None) -> AsyncIterator[bytes]:
+    """Apply the output guardrails to an SSE stream of OpenAI chunks (one choice). A violation or a
+    failing check ends the stream with an error event and ``[DONE]`` (``on_error`` is told)."""
+    win = _Window(guard, hold if guard.checks_output else 0)
+    wants_json = guard.active and guard.policy.output.validate_json and (
+        (response_format or {}).get("type") in ("json_object", "json_schema"))
+    answer: list[str] = []
+    limit = guard.policy.output.max_chars if guard.checks_output else None
+    last: dict[str, Any] | None = None
+    try:
+        async for raw in events:
+            out: list[bytes] = []
+            for event in raw.split(b"\n\n"):
+                if not event.startswith(b"data: "):
+                    continue
+                data = event[6:]
+                if data == b"[DONE]":
+                    tail = await win.release(final=True)
+                    if tail and last is not None:
+                        out.append(_event(last, kind, tail))
+                        answer.append(tail)
+                    if wants_json:
+                        guard.validate_json("".join(answer), response_format)
+                    out.append(b"data: [DONE]\n\n")
+                    continue
+                chunk = orjson.loads(data)
+                if "error" in chunk and "choices" not in chunk:
+                    tail = await win.release(final=True)
+                    if tail and last is not None:
+                        out.append(_event(last, kind, tail))
+                    out.append(b"data: " + data + b"\n\n")
+                    continue
+                choices = chunk.get("choices") or []
+                if not choices:  # the usage chunk
+                    out.append(b"data: " + data + b"\n\n")
+                    continue
+                choice = choices[0]
+                text = _content(choice, kind)
+                finish = choice.get("finish_reason")
+                if text:
+                    win.pending += text
+                released = await win.release(final=finish is not None)
+                if limit is not None and win.sent + len(released) >= limit:
+                    released = released[:max(0, limit - win.sent)]
+                    choice, finish, win.pending = {**choice, "finish_reason": "length"}, "length", ""
+                    chunk = {**chunk, "choices": [choice]}
+                win.sent += len(released)
+                answer.append(released)
+                last = chunk
+                other = kind == "chat" and any(k != "content" for k in (choice.get("delta") or {}))
+                if released or finish is not None or other or (text is None and not win.pending):
+                    out.append(_event(chunk, kind, released))
+                if finish == "length" and limit is not None and win.sent >= limit:
+                    out.append(b"data: [DONE]\n\n")
+                    yield b"".join(out)
+                    return
+            if out:
+                yield b"".join(out)
+    except Exception as e:  # noqa: BLE001 - a violation or a failing check ends the stream
+        err = as_llmp_error(e)
+        if on_error is not None:
+            on_error(err)
+        yield sse_error(err)
+
+
+def _event(chunk: dict[str, Any], kind: OutputKind, text: str) -> bytes:
+    choice = chunk["choices"][0]
+    if _content(choice, kind) is not None or text:
+        choice = _with_content(choice, kind, text, "delta")
+    return b"data: " + orjson.dumps({**chunk, "choices": [choice]}) + b"\n\n"

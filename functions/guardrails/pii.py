@@ -1,0 +1,174 @@
+"""PII detection with Presidio: spaCy NER plus Presidio's pattern recognizers, fully offline.
+
+The engine (spaCy model, recognizers) is built on first use, once per :class:`PresidioAnalyzer` (one
+per gateway process), in a worker thread so the event loop never waits for it. Findings of recently
+seen texts are kept in a bounded LRU keyed by a SHA-256 of the text (spans only, no text), so the
+earlier turns a chat client re-sends are not analysed again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Protocol
+
+from functions.guardrails.findings import Span
+
+if TYPE_CHECKING:
+    from presidio_analyzer import AnalyzerEngine
+
+SUPPORTED = (
+    "PERSON", "EMAIL_ADDRESS", "PHONE_NUMBER", "CREDIT_CARD", "US_SSN", "US_ITIN", "IBAN_CODE",
+    "IP_ADDRESS", "URL", "US_BANK_NUMBER", "US_PASSPORT", "US_DRIVER_LICENSE", "CRYPTO",
+    "MEDICAL_LICENSE", "LOCATION",
+)
+"""The entity types the gateway analyses (Presidio's country-specific recognizers outside the US,
+such as UK_NHS, are left out: they mostly misfire on phone numbers)."""
+
+
+class PiiAnalyzer(Protocol):
+    async def load(self) -> None:
+        """Load models if not loaded yet (idempotent; not counted in a check's timeout)."""
+        ...
+
+    async def analyze(self, texts: Sequence[str], *, ner: bool = True) -> list[list[Span]]:
+        """Every finding of every supported type in each text, whatever its score. ``ner=False``
+        runs the pattern recognizers only (no PERSON/LOCATION; several times faster)."""
+        ...
+
+
+class PresidioAnalyzer:
+    def __init__(self, spacy_model: str, cache_size: int = 4096) -> None:
+        self._spacy_model = spacy_model
+        self._engine: AnalyzerEngine | None = None
+        self._lock = threading.Lock()
+        self._cache: OrderedDict[bytes, list[Span]] = OrderedDict()
+        self._cache_size = cache_size
+
+    async def analyze(self, texts: Sequence[str], *, ner: bool = True) -> list[list[Span]]:
+        return await asyncio.to_thread(self._analyze_many, list(texts), ner)
+
+    async def load(self) -> None:
+        if self._engine is None:
+            await asyncio.to_thread(self._get_engine)
+
+    def _analyze_many(self, texts: list[str], ner: bool) -> list[list[Span]]:
+        return [self._analyze_one(t, ner) for t in texts]
+
+    def _analyze_one(self, text: str, ner: bool) -> list[Span]:
+        if not text.strip():
+            return []
+        key = hashlib.sha256(b"ner:%d:" % ner + text.encode("utf-8", "surrogatepass")).digest()
+        with self._lock:
+            hit = self._cache.get(key)
+            if hit is not None:
+                self._cache.move_to_end(key)
+                return hit
+        engine = self._get_engine()
+        artifacts = None if ner else _tokens_only(engine, text)
+        results = engine.analyze(text, language="en", entities=list(SUPPORTED),
+                                 nlp_artifacts=artifacts)
+        spans = _resolve_overlaps([Span(r.entity_type, r.start, r.end, float(r.score))
+                                   for r in results])
+        if self._cache_size:
+            with self._lock:
+                self._cache[key] = spans
+                while len(self._cache) > self._cache_size:
+                    self._cache.popitem(last=False)
+        return spans
+
+    def _get_engine(self) -> AnalyzerEngine:
+        with self._lock:
+            if self._engine is None:
+                self._engine = _build_engine(self._spacy_model)
+            return self._engine
+
+
+def _tokens_only(engine: AnalyzerEngine, text: str) -> Any:
+    from presidio_analyzer.nlp_engine import NlpArtifacts
+
+    nlp: Any = engine.nlp_engine
+    doc = nlp.nlp["en"].make_doc(text)
+    return NlpArtifacts(entities=[], tokens=doc, tokens_indices=[], lemmas=[],
+                        nlp_engine=engine.nlp_engine, language="en", scores=[])
+
+
+def _resolve_overlaps(spans: list[Span]) -> list[Span]:
+    """Keep the best finding where findings overlap (higher score, then longer)."""
+    kept: list[Span] = []
+    for s in sorted(spans, key=lambda s: (-s.score, -(s.end - s.start), s.start)):
+        if all(s.end <= k.start or s.start >= k.end for k in kept):
+            kept.append(s)
+    return sorted(kept, key=lambda s: s.start)
+
+
+def _build_engine(spacy_model: str) -> AnalyzerEngine:
+    import spacy
+    from presidio_analyzer import AnalyzerEngine, RecognizerRegistry, RecognizerResult
+    from presidio_analyzer.context_aware_enhancers import ContextAwareEnhancer
+    from presidio_analyzer.nlp_engine import NlpArtifacts, SpacyNlpEngine
+    from presidio_analyzer.predefined_recognizers import EmailRecognizer
+    from tldextract import TLDExtract
+
+    class _LeanSpacy(SpacyNlpEngine):
+        """Only what the recognizers read: entities. No parser, tagger or lemmatizer (Presidio
+        uses lemmas only for context words, matched on the raw text below instead)."""
+
+        def load(self) -> None:
+            self.nlp = {"en": spacy.load(  # type: ignore[assignment]
+                spacy_model, exclude=["parser", "tagger", "attribute_ruler", "lemmatizer"])}
+
+        def _doc_to_nlp_artifact(self, doc: Any, language: str) -> NlpArtifacts:
+            entities, scores = self._get_updated_entities(
+                doc.ents, self._get_scores_for_entities(doc))
+            return NlpArtifacts(entities=entities, tokens=doc, tokens_indices=[], lemmas=[],
+                                nlp_engine=self, language=language, scores=scores)
+
+    class _WindowContext(ContextAwareEnhancer):
+        """Raise a pattern finding's score when one of its recognizer's context words ("ssn",
+        "phone", "card", ...) appears just before it: a substring test on a window of the raw text,
+        linear in the findings (Presidio's lemma enhancer walks every token per finding)."""
+
+        WINDOW = 48
+
+        def __init__(self) -> None:
+            super().__init__(context_similarity_factor=0.35, min_score_with_context_similarity=0.4,
+                             context_prefix_count=5, context_suffix_count=0)
+
+        def enhance_using_context(self, text: str, raw_results: list[Any], nlp_artifacts: Any,
+                                  recognizers: list[Any], context: list[str] | None = None
+                                  ) -> list[Any]:
+            words = {r.id: [w.lower() for w in (r.context or [])] for r in recognizers}
+            key = RecognizerResult.RECOGNIZER_IDENTIFIER_KEY
+            for r in raw_results:
+                ctx = words.get((r.recognition_metadata or {}).get(key), [])
+                before = text[max(0, r.start - self.WINDOW):r.start].lower()
+                if ctx and any(w in before for w in ctx):
+                    r.score = min(1.0, max(r.score + self.context_similarity_factor,
+                                           self.min_score_with_context_similarity))
+            return raw_results
+
+    class _OfflineEmail(EmailRecognizer):
+        """Presidio checks an address's domain with tldextract, whose default downloads the public
+        suffix list: use the snapshot bundled with tldextract instead."""
+
+        _tld = TLDExtract(suffix_list_urls=(), cache_dir=None)
+
+        def validate_result(self, pattern_text: str) -> bool:
+            return self._tld(pattern_text.rpartition("@")[2]).suffix != ""
+
+    logging.getLogger("presidio-analyzer").setLevel(logging.ERROR)  # it lists every language skipped
+    nlp = _LeanSpacy(models=[{"lang_code": "en", "model_name": spacy_model}])
+    nlp.load()
+    registry = RecognizerRegistry(supported_languages=["en"])
+    registry.load_predefined_recognizers(languages=["en"], nlp_engine=nlp)
+    keep: list[Any] = [r for r in registry.recognizers
+                       if set(r.supported_entities) & set(SUPPORTED)
+                       and type(r).__name__ != "EmailRecognizer"]
+    registry.recognizers = [*keep, _OfflineEmail()]
+    return AnalyzerEngine(nlp_engine=nlp, registry=registry, supported_languages=["en"],
+                          context_aware_enhancer=_WindowContext())
