@@ -7,11 +7,15 @@ and for the tests' failure paths. Behaviour is chosen by the request's ``model``
 - ``mock-midstream-error``: streams 2 chunks, then an error event
 - ``mock-drop``: streams 2 chunks, then closes the connection without ``[DONE]``
 - ``mock-400``: refuses the request with an OpenAI error body
+- ``mock-echo``: answers with the last user message (or prompt), streamed 3 characters a chunk so
+  that words are split across chunks; a message ``say64:<base64>`` is answered with the decoded
+  text instead (so tests can make the "model" say what an input check would have refused)
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -52,9 +56,60 @@ async def _stream(model: str, n: int, usage: bool) -> AsyncIterator[bytes]:
     yield b"data: [DONE]\n\n"
 
 
+def _echo_text(body: dict[str, Any]) -> str:
+    if "prompt" in body:
+        prompt = body["prompt"]
+        text = prompt if isinstance(prompt, str) else prompt[-1]
+    else:
+        content = [m for m in body["messages"] if m["role"] == "user"][-1]["content"]
+        text = content if isinstance(content, str) else "".join(p["text"] for p in content)
+    if text.startswith("say64:"):
+        return base64.b64decode(text[6:]).decode()
+    return str(text)
+
+
+async def _echo_stream(body: dict[str, Any], text: str) -> AsyncIterator[bytes]:
+    model, chat = body["model"], "messages" in body
+    yield _chunk(model, "", None) if chat else _text_chunk(model, "", None)
+    for i in range(0, len(text), 3):
+        yield _chunk(model, text[i:i + 3], None) if chat else _text_chunk(model, text[i:i + 3], None)
+    yield _chunk(model, None, "stop") if chat else _text_chunk(model, "", "stop")
+    yield b"data: " + orjson.dumps({
+        "id": "cmpl-echo", "object": "chat.completion.chunk", "created": 0, "model": model,
+        "choices": [], "usage": {"prompt_tokens": 5, "completion_tokens": len(text) // 3,
+                                 "total_tokens": 5 + len(text) // 3}}) + b"\n\n"
+    yield b"data: [DONE]\n\n"
+
+
+def _text_chunk(model: str, text: str, finish: str | None) -> bytes:
+    return b"data: " + orjson.dumps({
+        "id": "cmpl-echo", "object": "text_completion", "created": int(time.time()), "model": model,
+        "choices": [{"index": 0, "text": text, "finish_reason": finish, "logprobs": None}]}) + b"\n\n"
+
+
+def _echo(body: dict[str, Any]) -> Response:
+    text = _echo_text(body)
+    if body.get("stream"):
+        return StreamingResponse(_echo_stream(body, text), media_type="text/event-stream")
+    usage = {"prompt_tokens": 5, "completion_tokens": len(text) // 3,
+             "total_tokens": 5 + len(text) // 3}
+    if "messages" in body:
+        choice: dict[str, Any] = {"index": 0, "message": {"role": "assistant", "content": text},
+                                  "finish_reason": "stop", "logprobs": None}
+        kind = "chat.completion"
+    else:
+        choice = {"index": 0, "text": text, "finish_reason": "stop", "logprobs": None}
+        kind = "text_completion"
+    return Response(orjson.dumps({"id": "cmpl-echo", "object": kind, "created": int(time.time()),
+                                  "model": body["model"], "choices": [choice], "usage": usage}),
+                    media_type="application/json")
+
+
 async def chat(request: Request) -> Response:
     body: dict[str, Any] = orjson.loads(await request.body())
     model = str(body.get("model", "mock"))
+    if model == "mock-echo":
+        return _echo(body)
     n = int(body.get("max_tokens") or 16)
     if model in ("mock-500", "mock-503"):
         return Response(b'{"error": {"message": "boom", "type": "server_error"}}',

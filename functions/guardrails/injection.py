@@ -58,8 +58,10 @@ PATTERNS: dict[str, list[tuple[re.Pattern[str], float]]] = {
         (re.compile(r"\b(?:act|behave|respond) as (?:if you (?:were|are) )?(?:an? )?(?:unrestricted|"
                     r"unfiltered|uncensored|evil|rogue|different) ", _I), 0.7),
         (re.compile(r"\bpretend (?:to be|you are|that you)\b", _I), 0.4),
-        (re.compile(r"^\s*(?:system|assistant)\s*:|<\|?(?:im_start|system|endoftext)\|?>|"
-                    r"\[/?(?:INST|SYS)\]", _I | re.MULTILINE), 0.6),
+        (re.compile(r"^\s*(?:system|assistant)\s*:\s*(?:you|from now|ignore|new)\b",
+                    _I | re.MULTILINE), 0.75),  # a fake turn that speaks to the model
+        (re.compile(r"<\|(?:im_start|im_end|system|endoftext|start_header_id)\|>|\[/?(?:INST|SYS)\]|"
+                    r"<</?SYS>>", _I), 0.8),  # chat-template tokens have no place in user text
     ],
     "prompt_extraction": [
         (re.compile(r"\b(?:reveal|show|print|display|output|repeat|tell me|give me|leak|dump|"
@@ -182,7 +184,7 @@ class PromptShieldsDetector:
     async def score(self, prompts: Sequence[str], documents: Sequence[str]) -> InjectionScore:
         from azure.core.rest import HttpRequest
 
-        req = HttpRequest("POST", f"/contentsafety/text:shieldPrompt?api-version={self.API_VERSION}",
+        req = HttpRequest("POST", f"/text:shieldPrompt?api-version={self.API_VERSION}",
                           json={"userPrompt": "\n".join(prompts), "documents": list(documents)})
         resp = await self._client.send_request(req)
         resp.raise_for_status()

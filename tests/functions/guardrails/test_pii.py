@@ -1,0 +1,36 @@
+import asyncio
+
+import pytest
+
+from functions.guardrails.pii import PresidioAnalyzer
+from tests.functions.guardrails.conftest import labeled
+
+ROWS = labeled("pii.jsonl")
+
+
+@pytest.mark.parametrize("row", ROWS, ids=[r["text"][:40] for r in ROWS])
+def test_labeled_examples(analyzer: PresidioAnalyzer, row: dict[str, object]) -> None:
+    spans = asyncio.run(analyzer.analyze([str(row["text"])]))[0]
+    found = {s.entity for s in spans if s.score >= 0.4 and s.entity != "LOCATION"}
+    assert found == set(row["entities"])  # type: ignore[arg-type]
+
+
+def test_pattern_only_mode_skips_names(analyzer: PresidioAnalyzer) -> None:
+    text = "John Smith wrote to john@contoso.com"
+    with_ner, patterns = asyncio.run(analyzer.analyze([text])), asyncio.run(
+        analyzer.analyze([text], ner=False))
+    assert {s.entity for s in with_ner[0]} >= {"PERSON", "EMAIL_ADDRESS"}
+    assert {s.entity for s in patterns[0]} == {"EMAIL_ADDRESS"}
+
+
+def test_email_check_works_offline(analyzer: PresidioAnalyzer) -> None:
+    """tldextract's snapshot is used: an unknown TLD is not an address, a real one is."""
+    spans = asyncio.run(analyzer.analyze(["a@b.notatld and c@d.co.uk"]))[0]
+    assert [s.entity for s in spans if s.entity == "EMAIL_ADDRESS"] == ["EMAIL_ADDRESS"]
+
+
+def test_results_are_cached_by_hash(analyzer: PresidioAnalyzer) -> None:
+    text = "Call Anna at 425-555-0100 about the unique case 81723."
+    first = asyncio.run(analyzer.analyze([text]))
+    assert asyncio.run(analyzer.analyze([text])) == first
+    assert all(isinstance(k, bytes) and text not in str(k) for k in analyzer._cache)
