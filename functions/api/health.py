@@ -41,3 +41,11 @@ async def ready(gw: Gateway, request: Request) -> Response:
     ok = db == "ok" and redis.startswith("ok")
     return JSONResponse({"status": "ready" if ok else "not ready", "checks": checks},
                         status_code=200 if ok else 503)
+
+
+@endpoint
+async def metrics(gw: Gateway, request: Request) -> Response:
+    """Prometheus metrics of this instance (guardrail decisions and failures)."""
+    from prometheus_client import CONTENT_TYPE_LATEST
+
+    return Response(gw.metrics.render(), media_type=CONTENT_TYPE_LATEST)

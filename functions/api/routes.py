@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from functions.api.common import RouteSpec
 from functions.api.generate import chat_completions, completions
-from functions.api.health import health, ready
+from functions.api.health import health, metrics, ready
 from functions.api.models import get_model, list_models
 
 ROUTES: tuple[RouteSpec, ...] = (
@@ -14,4 +14,5 @@ ROUTES: tuple[RouteSpec, ...] = (
     RouteSpec("get_model", "/v1/models/{model}", ("GET",), get_model),
     RouteSpec("health", "/health", ("GET",), health),
     RouteSpec("ready", "/ready", ("GET",), ready),
+    RouteSpec("metrics", "/metrics", ("GET",), metrics),
 )

@@ -63,7 +63,7 @@ class AuditLog:
             rows = [self._queue.popleft() for _ in range(min(self._batch, len(self._queue)))]
             try:
                 await self._write(rows)
-            except Exception:
+            except BaseException:  # cancelled too (shutdown): the rows go back to the queue
                 self._queue.extendleft(reversed(rows))
                 raise
 

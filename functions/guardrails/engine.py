@@ -130,15 +130,21 @@ class RequestGuard:
     def restores(self) -> bool:
         return self.active and self.policy.pii.restore and bool(self.masker)
 
-    async def check_text(self, text: str) -> str:
-        """Check a piece of the answer: return it with violations masked, or raise
-        :class:`OutputBlocked`. Placeholders are not restored here."""
-        o = self.policy.output
-        if o.pii:
-            spans = await self._pii_spans("output", [text])
-            if spans is not None:
-                text = self._apply_output_pii(text, spans[0])
-        if o.moderation:
+    async def output_spans(self, text: str) -> list[Span]:
+        """PII findings in a piece of the answer (none when output PII checks are off, or the
+        analysis failed and the policy lets the answer through)."""
+        if not self.policy.output.pii:
+            return []
+        spans = await self._pii_spans("output", [text])
+        return spans[0] if spans else []
+
+    async def check_text(self, text: str, spans: list[Span] | None = None) -> str:
+        """Check a piece of the answer (``spans``: its PII findings if already known): return it
+        with violations masked, or raise :class:`OutputBlocked`. Placeholders are not restored."""
+        if self.policy.output.pii:
+            found = await self.output_spans(text) if spans is None else spans
+            text = self._apply_output_pii(text, found)
+        if self.policy.output.moderation:
             text = await self._check_output_moderation(text)
         return text
 

@@ -7,10 +7,15 @@ its request: it is never cached, logged or stored.
 
 from __future__ import annotations
 
+import functools
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from functions.guardrails.findings import Span
+
+if TYPE_CHECKING:
+    from presidio_anonymizer import AnonymizerEngine
 
 PLACEHOLDER = re.compile(r"<([A-Z][A-Z_]{1,30})_(\d{1,4})>")
 MAX_PLACEHOLDER = 40
@@ -40,15 +45,11 @@ class Masker:
         return self._by_value[key]
 
     def mask(self, text: str, spans: Sequence[Span]) -> str:
-        """Replace each span (sorted, not overlapping) by its placeholder."""
-        out: list[str] = []
-        pos = 0
+        """Replace each span (sorted, not overlapping) by its placeholder, numbered in order of
+        appearance."""
         for s in spans:
-            out.append(text[pos:s.start])
-            out.append(self.placeholder(s.entity, text[s.start:s.end]))
-            pos = s.end
-        out.append(text[pos:])
-        return "".join(out)
+            self.placeholder(s.entity, text[s.start:s.end])
+        return _anonymize(text, spans, lambda entity, value: self._by_value[(entity, value)])
 
     def restore(self, text: str) -> str:
         if not self._by_placeholder:
@@ -58,14 +59,29 @@ class Masker:
 
 def redact(text: str, spans: Sequence[Span]) -> str:
     """Irreversible: each span becomes ``<TYPE>`` (for findings in a model's answer)."""
-    out: list[str] = []
-    pos = 0
-    for s in spans:
-        out.append(text[pos:s.start])
-        out.append(f"<{s.entity}>")
-        pos = s.end
-    out.append(text[pos:])
-    return "".join(out)
+    return _anonymize(text, spans, lambda entity, value: f"<{entity}>")
+
+
+def _anonymize(text: str, spans: Sequence[Span], replace: Callable[[str, str], str]) -> str:
+    """Presidio's anonymizer with one custom operator per entity type."""
+    if not spans:
+        return text
+    from presidio_anonymizer.entities import OperatorConfig, RecognizerResult
+
+    def operator(entity: str) -> OperatorConfig:
+        return OperatorConfig("custom", {"lambda": lambda value: replace(entity, value)})
+
+    results = [RecognizerResult(s.entity, s.start, s.end, s.score) for s in spans]
+    ops = {entity: operator(entity) for entity in {s.entity for s in spans}}
+    return str(_engine().anonymize(text, results, ops).text)
+
+
+@functools.cache
+def _engine() -> AnonymizerEngine:
+    """Presidio's anonymizer holds no request state: one per process serves every request."""
+    from presidio_anonymizer import AnonymizerEngine
+
+    return AnonymizerEngine()  # type: ignore[no-untyped-call]
 
 
 def safe_cut(text: str, limit: int) -> int:

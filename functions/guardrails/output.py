@@ -70,11 +70,17 @@ class _Window:
         if not final and len(self.pending) < self.hold + STEP:
             return ""
         cut = len(self.pending) if final else self._cut()
+        spans = []
+        if self.guard.checks_output:  # the whole window is analysed: the held text is context
+            spans = await self.guard.output_spans(self.pending)
+            for s in spans:  # never release part of a finding
+                if s.start < cut < s.end:
+                    cut = s.start
         if cut <= 0:
             return ""
         out, self.pending = self.pending[:cut], self.pending[cut:]
         if self.guard.checks_output:
-            out = await self.guard.check_text(out)
+            out = await self.guard.check_text(out, [s for s in spans if s.end <= cut])
         return self.guard.restore(out)
 
     def _cut(self) -> int:
