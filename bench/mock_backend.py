@@ -8,14 +8,13 @@ and for the tests' failure paths. Behaviour is chosen by the request's ``model``
 - ``mock-drop``: streams 2 chunks, then closes the connection without ``[DONE]``
 - ``mock-400``: refuses the request with an OpenAI error body
 - ``mock-echo``: answers with the last user message (or prompt), streamed 3 characters a chunk so
-  that words are split across chunks; a message ``say64:<base64>`` is answered with the decoded
+  that words are split across chunks; a message ``sayhex:<hex>`` is answered with the decoded
   text instead (so tests can make the "model" say what an input check would have refused)
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -63,8 +62,8 @@ def _echo_text(body: dict[str, Any]) -> str:
     else:
         content = [m for m in body["messages"] if m["role"] == "user"][-1]["content"]
         text = content if isinstance(content, str) else "".join(p["text"] for p in content)
-    if text.startswith("say64:"):
-        return base64.b64decode(text[6:]).decode()
+    if text.startswith("sayhex:"):
+        return bytes.fromhex(text[7:]).decode()
     return str(text)
 
 

@@ -179,8 +179,11 @@ def main() -> None:
         {"alias": "smollm2-135m", "tier": "gguf", "context_length": 2048,
          "backends": [{"name": "gguf", "url": gguf}]},
     ]}))
+    # The peer (LiteLLM) runs no guardrails: compare like with like (bench/guardrails.py measures
+    # what they add).
     gw_env = {**env, "DATABASE_URL": db_url, "REDIS_URL": redis_url,
-              "LLMP_CATALOG_PATH": str(catalog), "LLMP_LOG_LEVEL": "WARNING"}
+              "LLMP_CATALOG_PATH": str(catalog), "LLMP_LOG_LEVEL": "WARNING",
+              "LLMP_GUARDRAILS_ENABLED": "0"}
     auth = {"authorization": f"Bearer {key}"}
     out: list[str] = [f"# gateway overhead ({time.strftime('%Y-%m-%d %H:%M')}, "
                       f"{os.cpu_count()} CPUs, rounds={args.rounds}x{args.per_round})"]

@@ -33,7 +33,7 @@ def test_labeled_examples(row: dict[str, Any]) -> None:
 def test_unicode_tricks_are_undone_and_reported() -> None:
     text, tricks = normalize("ig\u200bnore\u202e")
     assert text == "ignore" and tricks == {"invisible_characters": 2}
-    assert normalize("ignоre")[1] == {"homoglyphs": 1}  # a Cyrillic o
+    assert normalize("ign\u043ere")[1] == {"homoglyphs": 1}  # a Cyrillic o
 
 
 def test_base64_payloads_are_decoded() -> None:

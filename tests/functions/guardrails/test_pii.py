@@ -34,3 +34,19 @@ def test_results_are_cached_by_hash(analyzer: PresidioAnalyzer) -> None:
     first = asyncio.run(analyzer.analyze([text]))
     assert asyncio.run(analyzer.analyze([text])) == first
     assert all(isinstance(k, bytes) and text not in str(k) for k in analyzer._cache)
+
+
+def test_ner_runs_only_where_a_name_could_be() -> None:
+    from functions.guardrails.pii import candidate_segments
+
+    stop = {"the", "we", "please"}
+    text = "The numbers look fine. We met Ana Silva in Lisbon. the end. Maria called. Please wait."
+    segs = [text[a:b].strip() for a, b in candidate_segments(text, stop)]
+    assert segs == ["We met Ana Silva in Lisbon.", "Maria called."]
+
+
+def test_a_name_in_a_long_prompt_is_found(analyzer: PresidioAnalyzer) -> None:
+    filler = "The review covered revenue and hiring for the next release. " * 100
+    text = filler + "Send it to Olivia Brown today. " + filler
+    spans = asyncio.run(analyzer.analyze([text]))[0]
+    assert [text[s.start:s.end] for s in spans if s.entity == "PERSON"] == ["Olivia Brown"]
