@@ -12,12 +12,14 @@ from uuid import UUID
 import typer
 
 from llmp_cli.local import database_url, known_redis_url
+from llmp_cli.guardrails_cmd import app as guardrails_app
 from llmp_cli.models_cmd import app as models_app
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 keys_app = typer.Typer(no_args_is_help=True, help="Create, list and revoke API keys.")
 app.add_typer(keys_app, name="keys")
 app.add_typer(models_app, name="models")
+app.add_typer(guardrails_app, name="guardrails")
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 

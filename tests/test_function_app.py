@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-HEAVY = ["llama_cpp", "torch", "presidio_analyzer", "spacy", "sentence_transformers", "psycopg",
-         "redis", "numpy"]
+HEAVY = ["llama_cpp", "torch", "presidio_analyzer", "presidio_anonymizer", "spacy",
+         "sentence_transformers", "psycopg", "redis", "numpy", "azure.ai.contentsafety", "jsonschema",
+         "prometheus_client"]
 
 
 def test_import_loads_no_heavy_library() -> None:
