@@ -11,8 +11,8 @@ from uuid import UUID
 
 import typer
 
-from llmp_cli.local import database_url, known_redis_url
 from llmp_cli.guardrails_cmd import app as guardrails_app
+from llmp_cli.local import database_url, known_redis_url
 from llmp_cli.models_cmd import app as models_app
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)

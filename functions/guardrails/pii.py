@@ -126,7 +126,7 @@ def _ner_spans(engine: AnalyzerEngine, text: str) -> list[Span]:
     nlp: Any = engine.nlp_engine
     model = nlp.nlp["en"]
     segs = candidate_segments(text, model.Defaults.stop_words)
-    spans = []
+    spans: list[Span] = []
     for (start, _), doc in zip(segs, model.pipe(text[a:b] for a, b in segs), strict=True):
         spans.extend(Span(NER_LABELS[e.label_], start + e.start_char, start + e.end_char, NER_SCORE)
                      for e in doc.ents if e.label_ in NER_LABELS)

@@ -12,6 +12,7 @@ EXPECTED = {
     "get_model": ("v1/models/{model}", ["GET"]),
     "health": ("health", ["GET"]),
     "ready": ("ready", ["GET"]),
+    "metrics": ("metrics", ["GET"]),
 }
 
 
