@@ -4,8 +4,7 @@ from typing import Any
 
 import pytest
 
-from functions.guardrails.factory import build_detectors, content_safety_client
-from functions.guardrails.injection import PromptShieldsDetector
+from functions.guardrails.factory import content_safety_client
 from functions.guardrails.moderation import AzureModerator, RuleModerator
 from functions.guardrails.settings import GuardrailSettings
 from tests.support.content_safety import KEY, create_app
@@ -46,16 +45,3 @@ def test_azure_text_analysis_through_the_sdk(content_safety: tuple[str, list[dic
 
     assert asyncio.run(run()) == ({"violence": 6}, {})
     assert calls[-1]["path"] == "/contentsafety/text:analyze"
-
-
-def test_factory_picks_the_configured_implementations() -> None:
-    local = build_detectors(GuardrailSettings())
-    assert local.moderation.name == "rules_moderation"
-    assert local.injection.name == "heuristic_injection"
-    azure = build_detectors(GuardrailSettings(injection="azure", moderation="azure",
-                                              content_safety_endpoint="https://cs.example",
-                                              content_safety_key="k"))
-    assert isinstance(azure.injection, PromptShieldsDetector)
-    assert isinstance(azure.moderation, AzureModerator)
-    with pytest.raises(ValueError, match="CONTENT_SAFETY_ENDPOINT"):
-        build_detectors(GuardrailSettings(moderation="azure"))
