@@ -1,18 +1,24 @@
 """Tenants' guardrail policies, read from ``tenants.guardrail_policy`` and cached in the process for
-a short TTL (a change reaches every instance within it)."""
+a short TTL (a change reaches every instance within it).
+
+Postgres down: the last policy read for the tenant is used however old it is (a policy never gets
+weaker by being stale); a tenant never read before is refused (503), never given the defaults."""
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
-from functions.errors import InternalError
+from functions.errors import DependencyUnavailable, InternalError
 from functions.guardrails.policy import GuardrailPolicy
 
 if TYPE_CHECKING:
     from functions.db import Database
+
+log = logging.getLogger(__name__)
 
 DEFAULT = GuardrailPolicy()
 
@@ -26,13 +32,19 @@ class PolicyStore:
         hit = self._cache.get(tenant_id)
         if hit is not None and hit[0] > time.monotonic():
             return hit[1]
-        async with self._db.connection() as conn:
-            cur = await conn.execute("SELECT guardrail_policy FROM tenants WHERE id = %s",
-                                     (tenant_id,))
-            row = await cur.fetchone()
+        try:
+            async with self._db.connection() as conn:
+                cur = await conn.execute("SELECT guardrail_policy FROM tenants WHERE id = %s",
+                                         (tenant_id,))
+                row = await cur.fetchone()
+        except DependencyUnavailable:
+            if hit is not None:
+                log.warning("policy store unavailable, using the last known policy",
+                            extra={"tenant_id": tenant_id})
+                return hit[1]
+            raise
         policy = parse_policy(row[0] if row else None)
-        if self._ttl > 0:
-            self._cache[tenant_id] = (time.monotonic() + self._ttl, policy)
+        self._cache[tenant_id] = (time.monotonic() + self._ttl, policy)
         return policy
 
     async def set(self, tenant: str, policy: GuardrailPolicy | None) -> bool:

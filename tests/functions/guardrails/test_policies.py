@@ -33,3 +33,24 @@ def test_stored_per_tenant_and_cached(postgres_url: str) -> None:
 def test_a_broken_stored_policy_is_a_server_error() -> None:
     with pytest.raises(InternalError, match="operator"):
         parse_policy({"pii": {"entities": {"PERSON": "explode"}}})
+
+
+def test_postgres_down_uses_the_last_known_policy(postgres_url: str, dead_url: str) -> None:
+    from functions.errors import DependencyUnavailable
+
+    async def run() -> None:
+        db = Database(postgres_url, min_size=0, max_size=1)
+        rec, _ = await KeyStore(db).create("policy-stale")
+        store = PolicyStore(db, ttl_s=0)  # every call goes to Postgres
+        await store.set("policy-stale", GuardrailPolicy(on_error="allow"))
+        assert (await store.get(str(rec.tenant_id))).on_error == "allow"
+        await db.aclose()
+        port = dead_url.rsplit(":", 1)[1]
+        store._db = Database(f"postgresql://x@127.0.0.1:{port}/x", min_size=0, max_size=1,
+                             timeout_s=0.5)
+        assert (await store.get(str(rec.tenant_id))).on_error == "allow"  # stale, not weaker
+        with pytest.raises(DependencyUnavailable):
+            await store.get("00000000-0000-0000-0000-00000000dead")  # never seen: refused
+        await store._db.aclose()
+
+    asyncio.run(run())
