@@ -23,10 +23,14 @@ resource "azurerm_container_registry" "this" {
 
   network_rule_set {
     default_action = "Deny"
-    ip_rule = [for cidr in var.deployer_ip_ranges : {
-      action   = "Allow"
-      ip_range = cidr
-    }]
+
+    dynamic "ip_rule" {
+      for_each = var.deployer_ip_ranges
+      content {
+        action   = "Allow"
+        ip_range = ip_rule.value
+      }
+    }
   }
 }
 
