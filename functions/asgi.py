@@ -44,8 +44,9 @@ def create_app(gateway: Gateway | None = None) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         _ = gw.dispatcher  # validate the catalog at start-up: a bad one stops the server here
+        gw.start_background()
         yield
-        await gw.aclose()
+        await gw.aclose()  # flushes the spend ledger
 
     app = Starlette(routes=[_route(gw, s) for s in ROUTES], lifespan=lifespan,
                     exception_handlers={HTTPException: _http_error})

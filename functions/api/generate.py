@@ -10,6 +10,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from functions.api.common import endpoint, read_body
+from functions.api.quota import account, admit
 from functions.backends.base import Endpoint
 from functions.dispatch import Usage
 from functions.errors import LlmpError
@@ -41,17 +42,22 @@ async def _generate(gw: Gateway, request: Request, endpoint_: Endpoint,
                     model: type[SamplingParams]) -> Response:
     principal = await gw.authenticator.authenticate(request.headers.get("authorization"))
     req = model.parse(await read_body(request, gw.settings.max_body_bytes))
+    reservation = await admit(gw, request, principal, req)  # tenancy: models, limits, budget
     if req.stream:
         backend, body, result = await gw.dispatcher.stream(endpoint_, req)
 
         async def close() -> None:
             await result.close()
             _log_usage(principal, req.model, backend.name, result.usage, result.error)
+            await account(gw, request, reservation, principal, req.model, backend.name,
+                          result.usage, result.error)  # tenancy: settle tokens, record spend
 
         return ClosingStreamingResponse(body, on_close=close, headers={
             **SSE_HEADERS, **result.headers, "x-llmp-backend": backend.name})
     backend, completion = await gw.dispatcher.complete(endpoint_, req)
-    _log_usage(principal, req.model, backend.name, Usage.from_body(completion.body))
+    usage = Usage.from_body(completion.body)
+    _log_usage(principal, req.model, backend.name, usage)
+    await account(gw, request, reservation, principal, req.model, backend.name, usage)  # tenancy
     return Response(completion.content, media_type="application/json",
                     headers={**completion.headers, "x-llmp-backend": backend.name})
 
