@@ -46,7 +46,8 @@ class Gateway:
         once here, at start-up: the ASGI lifespan, or the first Functions request)."""
         from functions.secrets import load_settings
 
-        settings, self.vault = load_settings(self._settings or GatewaySettings())
+        settings, vault = load_settings(self._settings or GatewaySettings())
+        self.vault = self.vault or vault
         return settings
 
     @cached_property

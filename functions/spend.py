@@ -61,10 +61,12 @@ class SpendLedger:
         self._wake = asyncio.Event()
         self._lock = asyncio.Lock()
         self._closed = False
+        self._writing = 0
 
     @property
     def pending(self) -> int:
-        return len(self._queue)
+        """Entries not yet written (queued, or in a batch being written)."""
+        return len(self._queue) + self._writing
 
     def record(self, entry: SpendEntry) -> None:
         """Queue an entry; never waits (the request path calls this)."""
@@ -88,6 +90,7 @@ class SpendLedger:
             while self._queue:
                 batch = [self._queue.popleft() for _ in range(min(self._batch_max,
                                                                   len(self._queue)))]
+                self._writing = len(batch)
                 try:
                     async with (self._db.connection() as conn, conn.transaction(),
                                 conn.cursor() as cur):
@@ -95,6 +98,8 @@ class SpendLedger:
                 except BaseException:
                     self._queue.extendleft(reversed(batch))
                     raise
+                finally:
+                    self._writing = 0
                 written += len(batch)
         return written
 
