@@ -184,6 +184,8 @@ class Gateway:
             self._refresher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._refresher
+        if "limiter" in built:
+            await self.limiter.aclose()
         if "spend" in built:  # first: it still needs the database
             await self.spend.aclose()
         if "http" in built:

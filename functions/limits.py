@@ -14,6 +14,7 @@ Redis Cluster.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 from collections.abc import Awaitable, Callable
@@ -155,6 +156,7 @@ class Limiter:
         self._redis, self._spend_total = redis, spend_total
         self._reserve_script = redis.register_script(_RESERVE) if redis is not None else None
         self._settle_script = redis.register_script(_SETTLE) if redis is not None else None
+        self._settling: set[asyncio.Task[None]] = set()
 
     async def reserve(self, principal: Principal, tenant: TenantRecord, tokens: int
                       ) -> Reservation:
@@ -210,6 +212,19 @@ class Limiter:
             await self._settle_script(keys=keys, args=args)
         except _REDIS_ERRORS as e:
             log.warning("limit settle failed", extra={"error": type(e).__name__})
+
+    def settle_soon(self, res: Reservation, used_tokens: int, cost: float) -> None:
+        """:meth:`settle` in the background, so that the answer does not wait for it."""
+        if res.settled or not res.active:
+            return
+        task = asyncio.get_running_loop().create_task(self.settle(res, used_tokens, cost))
+        self._settling.add(task)
+        task.add_done_callback(self._settling.discard)
+
+    async def aclose(self) -> None:
+        """Wait for settlements still running (shutdown)."""
+        if self._settling:
+            await asyncio.gather(*self._settling, return_exceptions=True)
 
     async def _run_reserve(self, limits: list[_Limit], spend_key: str, budget: Decimal | None,
                            tokens: int) -> list[int]:

@@ -49,7 +49,7 @@ async def _generate(gw: Gateway, request: Request, endpoint_: Endpoint,
         async def close() -> None:
             await result.close()
             _log_usage(principal, req.model, backend.name, result.usage, result.error)
-            await account(gw, request, reservation, principal, req.model, backend.name,
+            account(gw, request, reservation, principal, req.model, backend.name,
                           result.usage, result.error)  # tenancy: settle tokens, record spend
 
         return ClosingStreamingResponse(body, on_close=close, headers={
@@ -57,7 +57,7 @@ async def _generate(gw: Gateway, request: Request, endpoint_: Endpoint,
     backend, completion = await gw.dispatcher.complete(endpoint_, req)
     usage = Usage.from_body(completion.body)
     _log_usage(principal, req.model, backend.name, usage)
-    await account(gw, request, reservation, principal, req.model, backend.name, usage)  # tenancy
+    account(gw, request, reservation, principal, req.model, backend.name, usage)  # tenancy
     return Response(completion.content, media_type="application/json",
                     headers={**completion.headers, "x-llmp-backend": backend.name})
 

@@ -47,10 +47,11 @@ async def admit(gw: Gateway, request: Request, principal: Principal, req: Sampli
     return reservation
 
 
-async def account(gw: Gateway, request: Request, reservation: Reservation, principal: Principal,
+def account(gw: Gateway, request: Request, reservation: Reservation, principal: Principal,
                   model: str, backend: str, usage: Usage | None,
                   error: LlmpError | None = None) -> None:
-    """Settle the reservation with the real token count and queue the ledger row."""
+    """Settle the reservation with the real token count and queue the ledger row; neither waits
+    (both run in the background), so the answer is not delayed."""
     from functions.spend import SpendEntry
 
     prompt = usage.prompt_tokens if usage else 0
@@ -58,7 +59,7 @@ async def account(gw: Gateway, request: Request, reservation: Reservation, princ
     seconds = time.monotonic() - reservation.started
     spec = gw.catalog.get(model)
     cost = spec.price.cost(prompt, completion, seconds) if spec else 0.0
-    await gw.limiter.settle(reservation, prompt + completion, cost)
+    gw.limiter.settle_soon(reservation, prompt + completion, cost)
     gw.spend.record(SpendEntry(
         principal.tenant_id, principal.key_id, model, backend, prompt, completion, cost,
         backend_seconds=round(seconds, 4), request_id=getattr(request.state, "request_id", None),

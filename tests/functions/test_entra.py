@@ -199,3 +199,29 @@ async def test_app_role_and_group_map_to_a_tenant(auth: Authenticator, signer: S
 async def test_api_keys_still_work_beside_entra(auth: Authenticator, postgres_url: str) -> None:
     rec, key = await new_tenant(postgres_url)
     assert (await auth.authenticate(f"Bearer {key}")).tenant == rec.name
+
+
+def test_entra_token_through_the_gateway(jwks: tuple[str, Jwks], signer: Signer,
+                                         gateway_settings: Any, postgres_url: str) -> None:
+    """An app's managed identity calls the gateway with its Entra token; limits apply to its
+    tenant as to a key's."""
+    from functions.asgi import create_app
+    from functions.gateway import Gateway
+    from tests.support.tenancy import tenant_with_key
+
+    role = "Team." + uuid.uuid4().hex[:6]
+    tenant_with_key(postgres_url, rpm_limit=50, entra_roles=[role])
+    settings = gateway_settings.model_copy(update={
+        "entra_tenant_id": TID, "entra_audiences": [AUD], "entra_jwks_url": jwks[0]})
+    body = {"model": "mock", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 2}
+    with serve_asgi(create_app(Gateway(settings))) as url:
+        ok = httpx.post(f"{url}/v1/chat/completions", json=body,
+                        headers={"authorization": f"Bearer {signer.token(roles=[role])}"})
+        assert ok.status_code == 200 and ok.headers["x-ratelimit-limit-requests"] == "50"
+        expired = signer.token(roles=[role], exp=int(time.time()) - 3600)
+        r = httpx.post(f"{url}/v1/chat/completions", json=body,
+                       headers={"authorization": f"Bearer {expired}"})
+        assert r.status_code == 401 and r.json()["error"]["code"] == "invalid_token"
+        admin = signer.token(roles=["LLMP.Admin"])
+        r = httpx.get(f"{url}/v1/admin/tenants", headers={"authorization": f"Bearer {admin}"})
+        assert r.status_code == 200
