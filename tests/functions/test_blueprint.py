@@ -12,6 +12,13 @@ EXPECTED = {
     "get_model": ("v1/models/{model}", ["GET"]),
     "health": ("health", ["GET"]),
     "ready": ("ready", ["GET"]),
+    # tenancy
+    "usage": ("v1/usage", ["GET"]),
+    "tenants": ("v1/admin/tenants", ["GET", "POST"]),
+    "tenant": ("v1/admin/tenants/{tenant}", ["GET", "PATCH"]),
+    "tenant_keys": ("v1/admin/tenants/{tenant}/keys", ["GET", "POST"]),
+    "key_revoke": ("v1/admin/keys/{key_id}", ["DELETE"]),
+    "usage_report": ("v1/admin/usage", ["GET"]),
 }
 
 
