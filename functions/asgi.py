@@ -45,13 +45,14 @@ def create_app(gateway: Gateway | None = None) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         _ = gw.dispatcher  # validate the catalog at start-up: a bad one stops the server here
+        gw.start_background()
         warm = None
         if gw.guardrail_settings.enabled:  # load Presidio/spaCy now, not on the first request
             warm = asyncio.get_running_loop().create_task(gw.guardrails.detectors.pii.load())
         yield
         if warm is not None and not warm.done():
             warm.cancel()
-        await gw.aclose()
+        await gw.aclose()  # flushes the spend ledger and the guardrail audit
 
     app = Starlette(routes=[_route(gw, s) for s in ROUTES], lifespan=lifespan,
                     exception_handlers={HTTPException: _http_error})

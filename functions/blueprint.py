@@ -17,6 +17,7 @@ from functions.gateway import Gateway
 def _function(gw: Gateway, spec: RouteSpec) -> Callable[[Request], Awaitable[Response]]:
     # The worker reads the parameter's annotation to hand over a FastAPI Request (HTTP streams).
     async def handler(req: Request) -> Response:
+        gw.start_background()  # Key Vault refresh; Functions has no start-up hook
         return await spec.handler(gw, req)
 
     handler.__name__ = handler.__qualname__ = spec.name

@@ -88,6 +88,19 @@ class BackendTimeout(LlmpError):
     status, type, code = 504, "server_error", "backend_timeout"
 
 
+class RateLimited(LlmpError):
+    """Over a requests- or tokens-per-minute limit; carries ``Retry-After`` and the rate headers."""
+
+    status, type, code = 429, "requests", "rate_limit_exceeded"
+
+
+class BudgetExceeded(LlmpError):
+    """The tenant's monthly budget is spent. 402, not 429: retrying will not help until the budget
+    is raised or the month ends, and OpenAI clients retry 429s on their own."""
+
+    status, type, code = 402, "insufficient_quota", "budget_exceeded"
+
+
 class DependencyUnavailable(LlmpError):
     """Postgres, Redis or another platform dependency is down."""
 

@@ -7,6 +7,9 @@ uses them, and closed by :meth:`aclose`.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 from functools import cached_property
 from typing import TYPE_CHECKING
 
@@ -20,11 +23,19 @@ if TYPE_CHECKING:
     from functions.auth import Authenticator
     from functions.db import Database
     from functions.dispatch import Dispatcher
+    from functions.entra import EntraVerifier
     from functions.guardrails.engine import Guardrails
     from functions.guardrails.policies import PolicyStore
     from functions.guardrails.settings import GuardrailSettings
     from functions.keys import KeyStore
+    from functions.limits import Limiter
     from functions.metrics import GatewayMetrics
+    from functions.secrets import KeyVaultSecrets
+    from functions.spend import SpendLedger, UsageReader
+    from functions.tenants import TenantStore
+
+
+log = logging.getLogger(__name__)
 
 
 class Gateway:
@@ -32,10 +43,18 @@ class Gateway:
                  guardrail_settings: GuardrailSettings | None = None) -> None:
         self._settings = settings
         self._guardrail_settings = guardrail_settings
+        self.vault: KeyVaultSecrets | None = None
+        self._refresher: asyncio.Task[None] | None = None
 
     @cached_property
     def settings(self) -> GatewaySettings:
-        return self._settings or GatewaySettings()
+        """The settings, with Key Vault secrets applied when ``LLMP_KEY_VAULT_URL`` is set (read
+        once here, at start-up: the ASGI lifespan, or the first Functions request)."""
+        from functions.secrets import load_settings
+
+        settings, vault = load_settings(self._settings or GatewaySettings())
+        self.vault = self.vault or vault
+        return settings
 
     @cached_property
     def catalog(self) -> Catalog:
@@ -85,7 +104,75 @@ class Gateway:
     def authenticator(self) -> Authenticator:
         from functions.auth import Authenticator
 
-        return Authenticator(self.keys, self.redis, self.settings.key_cache_ttl_s)
+        s = self.settings
+        return Authenticator(self.keys, self.redis, s.key_cache_ttl_s, entra=self.entra,
+                             tenants=self.tenants, entra_admin_role=s.admin_role)
+
+    # tenancy -----------------------------------------------------------------------------------
+    @cached_property
+    def tenants(self) -> TenantStore:
+        from functions.tenants import TenantStore
+
+        return TenantStore(self.db, self.settings.tenant_cache_ttl_s)
+
+    @cached_property
+    def entra(self) -> EntraVerifier | None:
+        """None unless ``LLMP_ENTRA_TENANT_ID`` and ``LLMP_ENTRA_AUDIENCES`` are set."""
+        s = self.settings
+        if not s.entra_enabled:
+            return None
+        from functions.entra import EntraVerifier
+
+        return EntraVerifier(self.http, s.entra_jwks, audiences=s.entra_audiences,
+                             issuers=s.entra_issuer_list, skew_s=s.entra_clock_skew_s,
+                             ttl_s=s.entra_jwks_ttl_s, min_refresh_s=s.entra_jwks_min_refresh_s,
+                             timeout_s=s.entra_timeout_s)
+
+    @cached_property
+    def limiter(self) -> Limiter:
+        from functions.limits import Limiter
+
+        return Limiter(self.redis, self.spend.month_total)
+
+    @cached_property
+    def spend(self) -> SpendLedger:
+        from functions.spend import SpendLedger
+
+        s = self.settings
+        return SpendLedger(self.db, flush_s=s.spend_flush_s, batch_max=s.spend_batch_max,
+                           buffer_max=s.spend_buffer_max)
+
+    @cached_property
+    def usage(self) -> UsageReader:
+        from functions.spend import UsageReader
+
+        return UsageReader(self.db)
+
+    def start_background(self) -> None:
+        """Start the Key Vault refresh loop (when a vault is configured); cheap to call on every
+        request (the Functions host has no start-up hook)."""
+        if self._refresher is None and self.settings is not None and self.vault is not None:
+            self._refresher = asyncio.get_running_loop().create_task(self._refresh_secrets())
+
+    async def refresh_secrets(self) -> bool:
+        """Read the vault again; changed values apply to what reads settings per request (Entra
+        audiences, limits defaults) and to clients built afterwards."""
+        if self.vault is None or not await self.vault.refresh():
+            return False
+        from functions.secrets import with_secrets
+
+        self.__dict__["settings"] = with_secrets(self.settings, self.vault.values)
+        log.info("key vault secrets changed; settings reloaded")
+        return True
+
+    async def _refresh_secrets(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.key_vault_refresh_s)
+            try:
+                await self.refresh_secrets()
+            except Exception as e:  # noqa: BLE001 - keep the values in use, try again later
+                log.warning("key vault refresh failed", extra={"error": type(e).__name__})
+    # end tenancy -------------------------------------------------------------------------------
 
     @cached_property
     def dispatcher(self) -> Dispatcher:
@@ -132,6 +219,14 @@ class Gateway:
         built = self.__dict__
         if "guardrails" in built and self.guardrails.audit is not None:
             await self.guardrails.audit.aclose()  # before the pool it writes through closes
+        if self._refresher is not None:
+            self._refresher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._refresher
+        if "limiter" in built:
+            await self.limiter.aclose()
+        if "spend" in built:  # first: it still needs the database
+            await self.spend.aclose()
         if "http" in built:
             await self.http.aclose()
         if "redis" in built and self.redis is not None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from uuid import UUID
 
@@ -38,10 +38,15 @@ class KeyRecord:
     created_at: datetime
     expires_at: datetime | None
     revoked_at: datetime | None
+    allowed_models: list[str] | None = None
+    rpm_limit: int | None = None
+    tpm_limit: int | None = None
+    roles: list[str] = field(default_factory=list)
 
 
 _SELECT = ("SELECT k.id, k.tenant_id, t.name, k.prefix, k.name, k.created_at, k.expires_at,"
-           " k.revoked_at FROM api_keys k JOIN tenants t ON t.id = k.tenant_id")
+           " k.revoked_at, k.allowed_models, k.rpm_limit, k.tpm_limit, k.roles"
+           " FROM api_keys k JOIN tenants t ON t.id = k.tenant_id")
 
 
 class KeyStore:
@@ -62,15 +67,24 @@ class KeyStore:
         return UUID(str(row[0]))
 
     async def create(self, tenant: str, *, name: str | None = None,
-                     expires_at: datetime | None = None) -> tuple[KeyRecord, str]:
-        """Create a key for a tenant (created if new); returns the record and the key, once."""
+                     expires_at: datetime | None = None, allowed_models: list[str] | None = None,
+                     rpm_limit: int | None = None, tpm_limit: int | None = None,
+                     roles: list[str] | None = None) -> tuple[KeyRecord, str]:
+        """Create a key for a tenant (created if new); returns the record and the key, once.
+        ``allowed_models`` narrows the tenant's models for this key; the limits apply per key,
+        besides the tenant's."""
         tenant_id = await self.ensure_tenant(tenant)
         key = new_key()
         async with self._db.connection() as conn:
-            cur = await conn.execute(
-                "INSERT INTO api_keys (tenant_id, key_hash, prefix, name, expires_at)"
-                " VALUES (%s, %s, %s, %s, %s) RETURNING id",
-                (tenant_id, hash_key(key), key[: len(KEY_PREFIX) + 6], name, expires_at))
+            try:
+                cur = await conn.execute(
+                    "INSERT INTO api_keys (tenant_id, key_hash, prefix, name, expires_at,"
+                    " allowed_models, rpm_limit, tpm_limit, roles)"
+                    " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
+                    (tenant_id, hash_key(key), key[: len(KEY_PREFIX) + 6], name, expires_at,
+                     allowed_models, rpm_limit, tpm_limit, roles or []))
+            except psycopg.errors.CheckViolation:
+                raise InvalidRequest("Key limits must be positive.") from None
             row = await cur.fetchone()
         assert row is not None
         record = await self.get(UUID(str(row[0])))

@@ -1,4 +1,4 @@
-"""``llmp``: serve the platform locally, manage API keys and models."""
+"""``llmp``: serve the platform locally, manage tenants, API keys and models, report usage."""
 
 from __future__ import annotations
 
@@ -14,12 +14,15 @@ import typer
 from llmp_cli.guardrails_cmd import app as guardrails_app
 from llmp_cli.local import database_url, known_redis_url
 from llmp_cli.models_cmd import app as models_app
+from llmp_cli.tenants import tenants_app, usage_app
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 keys_app = typer.Typer(no_args_is_help=True, help="Create, list and revoke API keys.")
 app.add_typer(keys_app, name="keys")
 app.add_typer(models_app, name="models")
 app.add_typer(guardrails_app, name="guardrails")
+app.add_typer(tenants_app, name="tenants")
+app.add_typer(usage_app, name="usage")
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -44,17 +47,27 @@ def keys_create(
     tenant: Annotated[str, typer.Option(help="Tenant the key belongs to (created if new).")],
     name: Annotated[str | None, typer.Option(help="A label for the key.")] = None,
     expires_in_days: Annotated[int | None, typer.Option(min=1, help="Expiry, in days.")] = None,
+    model: Annotated[list[str] | None, typer.Option(
+        help="Model alias or glob this key may use (repeat); none: the tenant's models.")] = None,
+    rpm: Annotated[int | None, typer.Option(min=1, help="Requests per minute for this key.")] = None,
+    tpm: Annotated[int | None, typer.Option(min=1, help="Tokens per minute for this key.")] = None,
+    role: Annotated[list[str] | None, typer.Option(
+        help="Platform role: 'admin' may call /v1/admin/... (repeat).")] = None,
 ) -> None:
     """Create a key. The key is printed once, as the last line; only its hash is stored."""
     from functions.db import Database
     from functions.keys import KeyStore
 
     expires = datetime.now(UTC) + timedelta(days=expires_in_days) if expires_in_days else None
+    if bad := [r for r in role or [] if r != "admin"]:
+        raise typer.BadParameter(f"unknown role(s): {', '.join(bad)} (known: admin)")
 
     async def run(url: str) -> tuple[str, str]:
         db = Database(url, min_size=0, max_size=1)
         try:
-            rec, key = await KeyStore(db).create(tenant, name=name, expires_at=expires)
+            rec, key = await KeyStore(db).create(tenant, name=name, expires_at=expires,
+                                                 allowed_models=model or None, rpm_limit=rpm,
+                                                 tpm_limit=tpm, roles=role or None)
         finally:
             await db.aclose()
         return str(rec.key_id), key

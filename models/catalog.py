@@ -34,8 +34,13 @@ class _Frozen(BaseModel):
 class Price(_Frozen):
     input_per_1k: float = Field(0.0, ge=0)
     output_per_1k: float = Field(0.0, ge=0)
+    gpu_hour: float | None = Field(None, ge=0)
+    """Self-hosted tiers may price by GPU time instead: the cost is then the request's measured
+    backend seconds at this hourly price, and the per-1K prices are ignored."""
 
-    def cost(self, prompt_tokens: int, completion_tokens: int) -> float:
+    def cost(self, prompt_tokens: int, completion_tokens: int, gpu_seconds: float = 0.0) -> float:
+        if self.gpu_hour is not None:
+            return gpu_seconds * self.gpu_hour / 3600
         return (prompt_tokens * self.input_per_1k + completion_tokens * self.output_per_1k) / 1000
 
 

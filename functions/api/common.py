@@ -7,7 +7,7 @@ import functools
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
 from starlette.requests import ClientDisconnect, Request
@@ -57,6 +57,26 @@ def _too_large(limit: int) -> PayloadTooLarge:
     return PayloadTooLarge(f"The request body is larger than the limit of {limit} bytes.")
 
 
+def add_response_headers(request: Request, headers: Mapping[str, str]) -> None:
+    """Headers for this request's response whatever it turns out to be, errors included (the
+    rate-limit headers)."""
+    request.state.llmp_headers = {**getattr(request.state, "llmp_headers", {}), **headers}
+
+
+def on_error(request: Request, callback: Callable[[], Awaitable[None]]) -> None:
+    """Run ``callback`` if the handler ends in an error response (e.g. give back a token
+    reservation for a request that was never answered)."""
+    request.state.llmp_on_error = [*getattr(request.state, "llmp_on_error", []), callback]
+
+
+async def _after_error(request: Request) -> None:
+    for callback in getattr(request.state, "llmp_on_error", []):
+        try:
+            await callback()
+        except Exception:  # the error response goes out regardless
+            log.warning("error callback failed", exc_info=True)
+
+
 def endpoint(fn: Handler) -> Handler:
     """Wrap a handler: request id, one access log line, every exception mapped in one place."""
 
@@ -69,6 +89,9 @@ def endpoint(fn: Handler) -> Handler:
             response = await fn(gw, request)
         except Exception as e:  # noqa: BLE001 - the one mapping point
             response = error_response(e)
+            await _after_error(request)
+        for name, value in getattr(request.state, "llmp_headers", {}).items():
+            response.headers.setdefault(name, value)
         response.headers["x-request-id"] = request_id
         log.info("request", extra={
             "request_id": request_id, "method": request.method, "path": request.url.path,

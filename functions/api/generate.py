@@ -11,6 +11,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from functions.api.common import endpoint, read_body
+from functions.api.quota import account, admit
 from functions.backends.base import Endpoint
 from functions.dispatch import Usage
 from functions.errors import LlmpError
@@ -59,6 +60,7 @@ async def _generate(gw: Gateway, request: Request, endpoint_: Endpoint,
                     model: type[SamplingParams], kind: OutputKind) -> Response:
     principal = await gw.authenticator.authenticate(request.headers.get("authorization"))
     req = model.parse(await read_body(request, gw.settings.max_body_bytes))
+    reservation = await admit(gw, request, principal, req)  # tenancy: models, limits, budget
     guard = await _guard(gw, request, principal, req)
     req = await guard.check_input(req)
     if req.stream:
@@ -75,11 +77,15 @@ async def _generate(gw: Gateway, request: Request, endpoint_: Endpoint,
         async def close() -> None:
             await result.close()
             _log_usage(principal, req.model, backend.name, result.usage, result.error)
+            account(gw, request, reservation, principal, req.model, backend.name,
+                    result.usage, result.error)  # tenancy: settle tokens, record spend
 
         return ClosingStreamingResponse(body, on_close=close, headers={
             **SSE_HEADERS, **result.headers, "x-llmp-backend": backend.name})
     backend, completion = await gw.dispatcher.complete(endpoint_, req)
-    _log_usage(principal, req.model, backend.name, Usage.from_body(completion.body))
+    usage = Usage.from_body(completion.body)
+    _log_usage(principal, req.model, backend.name, usage)
+    account(gw, request, reservation, principal, req.model, backend.name, usage)  # tenancy
     content = completion.content
     if guard.active:
         from functions.guardrails.output import check_completion

@@ -15,13 +15,19 @@ from models.catalog import ModelSpec
 def model_object(m: ModelSpec) -> dict[str, Any]:
     return {"id": m.alias, "object": "model", "created": 0, "owned_by": "llmp",
             "tier": m.tier, "context_length": m.context_length,
-            "price": m.price.model_dump()}
+            "price": m.price.model_dump(exclude_none=True)}
 
 
 @endpoint
 async def list_models(gw: Gateway, request: Request) -> Response:
-    await gw.authenticator.authenticate(request.headers.get("authorization"))
-    return JSONResponse({"object": "list", "data": [model_object(m) for m in gw.catalog.models]})
+    """The catalog's models that this key and its tenant may use."""
+    from functions.tenants import model_allowed
+
+    p = await gw.authenticator.authenticate(request.headers.get("authorization"))
+    tenant_models = (await gw.tenants.get(p.tenant_id)).allowed_models if p.tenant_id else None
+    return JSONResponse({"object": "list", "data": [
+        model_object(m) for m in gw.catalog.models
+        if model_allowed(m.alias, tenant_models, p.allowed_models)]})
 
 
 @endpoint

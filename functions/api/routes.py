@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from functions.api import admin
 from functions.api.common import RouteSpec
 from functions.api.generate import chat_completions, completions
 from functions.api.health import health, metrics, ready
 from functions.api.models import get_model, list_models
+from functions.api.usage import get_usage
 
 ROUTES: tuple[RouteSpec, ...] = (
     RouteSpec("chat_completions", "/v1/chat/completions", ("POST",), chat_completions),
@@ -15,4 +17,12 @@ ROUTES: tuple[RouteSpec, ...] = (
     RouteSpec("health", "/health", ("GET",), health),
     RouteSpec("ready", "/ready", ("GET",), ready),
     RouteSpec("metrics", "/metrics", ("GET",), metrics),
+    RouteSpec("usage", "/v1/usage", ("GET",), get_usage),
+    # Operators (admin role). Function names and routes must not start with "admin" (reserved by
+    # the Functions host).
+    RouteSpec("tenants", "/v1/admin/tenants", ("GET", "POST"), admin.tenants),
+    RouteSpec("tenant", "/v1/admin/tenants/{tenant}", ("GET", "PATCH"), admin.tenant),
+    RouteSpec("tenant_keys", "/v1/admin/tenants/{tenant}/keys", ("GET", "POST"), admin.tenant),
+    RouteSpec("key_revoke", "/v1/admin/keys/{key_id}", ("DELETE",), admin.revoke_key),
+    RouteSpec("usage_report", "/v1/admin/usage", ("GET",), admin.admin_usage),
 )

@@ -13,6 +13,13 @@ EXPECTED = {
     "health": ("health", ["GET"]),
     "ready": ("ready", ["GET"]),
     "metrics": ("metrics", ["GET"]),
+    # tenancy
+    "usage": ("v1/usage", ["GET"]),
+    "tenants": ("v1/admin/tenants", ["GET", "POST"]),
+    "tenant": ("v1/admin/tenants/{tenant}", ["GET", "PATCH"]),
+    "tenant_keys": ("v1/admin/tenants/{tenant}/keys", ["GET", "POST"]),
+    "key_revoke": ("v1/admin/keys/{key_id}", ["DELETE"]),
+    "usage_report": ("v1/admin/usage", ["GET"]),
 }
 
 

@@ -1,0 +1,66 @@
+"""The tenancy call sites of the generation routes: :func:`admit` after authentication (model access,
+limits and budget reserved; rate headers on whatever response follows) and :func:`account` once the
+answer's usage is known (tokens settled, spend queued for the ledger)."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+from starlette.requests import Request
+
+from functions.api.common import add_response_headers, on_error
+from functions.errors import LlmpError, PermissionDenied
+from functions.gateway import Gateway
+
+if TYPE_CHECKING:
+    from functions.auth import Principal
+    from functions.dispatch import Usage
+    from functions.limits import Reservation
+    from functions.protocol.common import SamplingParams
+
+
+async def admit(gw: Gateway, request: Request, principal: Principal, req: SamplingParams
+                ) -> Reservation:
+    """Refuse a model the key or tenant may not use (403), then reserve the request and its
+    estimated tokens against every limit (429) and the budget (402)."""
+    from functions.limits import estimate_tokens
+    from functions.tenants import model_allowed
+
+    if not principal.tenant_id:
+        raise PermissionDenied("This identity is not mapped to a tenant.")
+    spec = gw.dispatcher.model(req.model)
+    tenant = await gw.tenants.get(principal.tenant_id)
+    if not model_allowed(spec.alias, tenant.allowed_models, principal.allowed_models):
+        who = "this tenant" if not model_allowed(spec.alias, tenant.allowed_models) else "this key"
+        raise PermissionDenied(f"The model '{spec.alias}' is not enabled for {who}.",
+                               param="model", code="model_not_allowed")
+    tokens = estimate_tokens(req, spec.context_length, gw.settings.limit_default_max_tokens)
+    try:
+        reservation = await gw.limiter.reserve(principal, tenant, tokens)
+    except LlmpError as e:
+        add_response_headers(request, e.headers)
+        raise
+    add_response_headers(request, reservation.headers)
+    on_error(request, lambda: gw.limiter.settle(reservation, 0, 0.0))
+    reservation.started = time.monotonic()
+    return reservation
+
+
+def account(gw: Gateway, request: Request, reservation: Reservation, principal: Principal,
+                  model: str, backend: str, usage: Usage | None,
+                  error: LlmpError | None = None) -> None:
+    """Settle the reservation with the real token count and queue the ledger row; neither waits
+    (both run in the background), so the answer is not delayed."""
+    from functions.spend import SpendEntry
+
+    prompt = usage.prompt_tokens if usage else 0
+    completion = usage.completion_tokens if usage else 0
+    seconds = time.monotonic() - reservation.started
+    spec = gw.catalog.get(model)
+    cost = spec.price.cost(prompt, completion, seconds) if spec else 0.0
+    gw.limiter.settle_soon(reservation, prompt + completion, cost)
+    gw.spend.record(SpendEntry(
+        principal.tenant_id, principal.key_id, model, backend, prompt, completion, cost,
+        backend_seconds=round(seconds, 4), request_id=getattr(request.state, "request_id", None),
+        error=type(error).__name__ if error else None))
