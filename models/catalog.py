@@ -70,6 +70,9 @@ class ModelSpec(_Frozen):
     price: Price = Price()
     backends: tuple[BackendSpec, ...] = Field(min_length=1)
     gguf: GGUFSpec | None = None
+    enabled: bool = True
+    """``false`` leaves the model out of the catalog (e.g. ``${LLMP_VLLM_ENABLED:-false}`` for a
+    tier that exists only in Azure)."""
 
     @field_validator("backends")
     @classmethod
@@ -131,10 +134,19 @@ def parse_catalog(text: str, env: Mapping[str, str] | None = None) -> Catalog:
         data = _expand_values(yaml.safe_load(text), os.environ if env is None else env)
     except yaml.YAMLError as e:
         raise CatalogError(f"catalog is not valid YAML: {e}") from e
+    if isinstance(data, dict) and isinstance(data.get("models"), list):
+        data = {**data, "models": [m for m in data["models"]
+                                   if not isinstance(m, dict) or _enabled(m.get("enabled", True))]}
     try:
         return Catalog.model_validate(data)
     except ValidationError as e:
         raise CatalogError(f"catalog is invalid: {e}") from e
+
+
+def _enabled(value: Any) -> bool:
+    if isinstance(value, str):
+        return value.strip().lower() not in ("false", "0", "no", "off", "")
+    return bool(value)
 
 
 def load_catalog(path: Path | str | None = None, env: Mapping[str, str] | None = None) -> Catalog:

@@ -22,8 +22,7 @@ from tests.deploy.conftest import ROOT, TERRAFORM, tf_dir
 
 # Names Terraform sets ahead of the code that will read them (open issues: RAG, tenancy/Entra ID,
 # Key Vault) and the catalog's backend URLs. Anything else LLMP_* must be a field, so a typo fails.
-AHEAD_OF_CODE = {"LLMP_QDRANT_URL", "LLMP_QDRANT_API_KEY", "LLMP_KEY_VAULT_URL", "LLMP_ENTRA_TENANT_ID",
-                 "LLMP_ENTRA_AUDIENCE", "LLMP_VLLM_URL"}
+AHEAD_OF_CODE = {"LLMP_QDRANT_URL", "LLMP_QDRANT_API_KEY"}
 PLATFORM = {"PYTHON_ENABLE_INIT_INDEXING", "APPLICATIONINSIGHTS_AUTHENTICATION_STRING",
             "AzureFunctionsJobHost__logging__logLevel__default"}
 

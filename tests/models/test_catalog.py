@@ -66,3 +66,19 @@ def test_price_cost() -> None:
                                          "context_length: 2048\n    price: {input_per_1k: 1.0,"
                                          " output_per_1k: 2.0}"), {}).models[0]
     assert spec.price.cost(1000, 500) == pytest.approx(2.0)
+
+
+def test_models_can_be_switched_off_by_environment() -> None:
+    from models.catalog import parse_catalog
+
+    text = """
+models:
+  - {alias: a, tier: gguf, context_length: 8, backends: [{name: a, url: "http://a"}]}
+  - alias: b
+    tier: vllm
+    enabled: ${B_ON:-false}
+    context_length: 8
+    backends: [{name: b, url: "http://b"}]
+"""
+    assert [m.alias for m in parse_catalog(text, {}).models] == ["a"]
+    assert [m.alias for m in parse_catalog(text, {"B_ON": "true"}).models] == ["a", "b"]

@@ -18,11 +18,12 @@ locals {
     LLMP_MIGRATE_ON_START                             = "true"
     LLMP_SMOLLM2_URL                                  = var.gguf_url
     LLMP_VLLM_URL                                     = var.vllm_url
+    LLMP_VLLM_ENABLED                                 = "true"
     LLMP_QDRANT_URL                                   = var.qdrant_url
     LLMP_QDRANT_API_KEY                               = local.kv["qdrant-api-key"]
     LLMP_KEY_VAULT_URL                                = var.key_vault_uri
     LLMP_ENTRA_TENANT_ID                              = var.tenant_id
-    LLMP_ENTRA_AUDIENCE                               = var.entra_audience
+    LLMP_ENTRA_AUDIENCES                              = var.entra_audience
     AzureFunctionsJobHost__logging__logLevel__default = var.log_level == "DEBUG" ? "Debug" : "Information"
   }
 }

@@ -95,7 +95,7 @@ variable "tenant_id" {
 }
 
 variable "entra_audience" {
-  description = "Audience (application ID URI) of Entra tokens for the gateway (LLMP_ENTRA_AUDIENCE)."
+  description = "Audience (application ID URI) of Entra tokens for the gateway (LLMP_ENTRA_AUDIENCES, comma-separated)."
   type        = string
 }
 
