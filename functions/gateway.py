@@ -21,11 +21,15 @@ if TYPE_CHECKING:
     from functions.db import Database
     from functions.dispatch import Dispatcher
     from functions.keys import KeyStore
+    from functions.rag.service import RagService
+    from functions.rag.settings import RagSettings
 
 
 class Gateway:
-    def __init__(self, settings: GatewaySettings | None = None) -> None:
+    def __init__(self, settings: GatewaySettings | None = None,
+                 rag_settings: RagSettings | None = None) -> None:
         self._settings = settings
+        self._rag_settings = rag_settings
 
     @cached_property
     def settings(self) -> GatewaySettings:
@@ -91,8 +95,18 @@ class Gateway:
                               for b in m.backends] for m in self.catalog.models}
         return Dispatcher(self.catalog, backends, s.backend_cooldown_s)
 
+    @cached_property
+    def rag(self) -> RagService:
+        """Knowledge bases: Qdrant, the embedder and the ingestion worker (loaded on first use)."""
+        from functions.rag.service import RagService
+        from functions.rag.settings import RagSettings
+
+        return RagService(self._rag_settings or RagSettings())
+
     async def aclose(self) -> None:
         built = self.__dict__
+        if "rag" in built:
+            await self.rag.aclose()
         if "http" in built:
             await self.http.aclose()
         if "redis" in built and self.redis is not None:

@@ -17,6 +17,7 @@ from functions.gateway import Gateway
 from functions.protocol.chat import ChatCompletionRequest
 from functions.protocol.common import SamplingParams
 from functions.protocol.completions import CompletionRequest
+from functions.rag.chat import apply_rag
 from models.streaming import ClosingStreamingResponse
 
 if TYPE_CHECKING:
@@ -41,6 +42,7 @@ async def _generate(gw: Gateway, request: Request, endpoint_: Endpoint,
                     model: type[SamplingParams]) -> Response:
     principal = await gw.authenticator.authenticate(request.headers.get("authorization"))
     req = model.parse(await read_body(request, gw.settings.max_body_bytes))
+    req, rag = await apply_rag(gw, principal, req)  # a request naming a knowledge base: retrieve, cite
     if req.stream:
         backend, body, result = await gw.dispatcher.stream(endpoint_, req)
 
@@ -48,11 +50,11 @@ async def _generate(gw: Gateway, request: Request, endpoint_: Endpoint,
             await result.close()
             _log_usage(principal, req.model, backend.name, result.usage, result.error)
 
-        return ClosingStreamingResponse(body, on_close=close, headers={
+        return ClosingStreamingResponse(rag.stream(body), on_close=close, headers={
             **SSE_HEADERS, **result.headers, "x-llmp-backend": backend.name})
     backend, completion = await gw.dispatcher.complete(endpoint_, req)
     _log_usage(principal, req.model, backend.name, Usage.from_body(completion.body))
-    return Response(completion.content, media_type="application/json",
+    return Response(rag.body(completion), media_type="application/json",
                     headers={**completion.headers, "x-llmp-backend": backend.name})
 
 

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from functions.errors import DependencyUnavailable, InvalidRequest, LlmpError
+from functions.errors import DependencyUnavailable, LlmpError
 
 
-class UnsupportedDocument(InvalidRequest):
+class UnsupportedDocument(LlmpError):
     """A file type the parser does not read (400)."""
 
-    code = "unsupported_file_type"
+    status, type, code = 400, "invalid_request_error", "unsupported_file_type"
 
 
 class UnreadableDocument(LlmpError):

@@ -83,7 +83,8 @@ def _text(text: str, stem: str) -> ParsedDocument:
 
 def _markdown(text: str, stem: str) -> ParsedDocument:
     sections: list[Section] = []
-    heading, lines, title = "", [], ""
+    heading, title = "", ""
+    lines: list[str] = []
     for line in text.splitlines():
         m = _MD_HEADING.match(line)
         if m:
@@ -108,7 +109,8 @@ def _html(text: str, stem: str) -> ParsedDocument:
     if title_tag:
         title_tag.decompose()
     sections: list[Section] = []
-    heading, parts = "", []
+    heading = ""
+    parts: list[str] = []
     body = soup.body or soup
     for el in body.find_all(["h1", "h2", "h3", "h4", "h5", "h6", "p", "li", "pre", "td", "th",
                              "blockquote", "dt", "dd"]):
