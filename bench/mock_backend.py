@@ -7,6 +7,7 @@ and for the tests' failure paths. Behaviour is chosen by the request's ``model``
 - ``mock-midstream-error``: streams 2 chunks, then an error event
 - ``mock-drop``: streams 2 chunks, then closes the connection without ``[DONE]``
 - ``mock-400``: refuses the request with an OpenAI error body
+- ``mock-echo``: answers (not streamed) with the request body it received, as JSON text
 """
 
 from __future__ import annotations
@@ -64,6 +65,14 @@ async def chat(request: Request) -> Response:
                         b' "type": "invalid_request_error", "param": "messages",'
                         b' "code": "context_length_exceeded"}}', status_code=400,
                         media_type="application/json")
+    if model == "mock-echo" and not body.get("stream"):
+        return Response(orjson.dumps({
+            "id": "chatcmpl-mock", "object": "chat.completion", "created": int(time.time()),
+            "model": model, "choices": [{"index": 0, "finish_reason": "stop", "logprobs": None,
+                                         "message": {"role": "assistant",
+                                                     "content": orjson.dumps(body).decode()}}],
+            "usage": {"prompt_tokens": 5, "completion_tokens": 1, "total_tokens": 6},
+        }), media_type="application/json")
     if model == "mock-slow":
         await asyncio.sleep(5)
     if body.get("stream"):

@@ -34,6 +34,7 @@ MEDIA_TYPES = {"text/plain": "text", "text/markdown": "markdown", "text/x-markdo
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _SPACES = re.compile(r"[ \t\u00a0]+")
 _BLANKS = re.compile(r"\n{3,}")
+_NO_SPACE_BEFORE = re.compile(r" ([.,;:!?)])")
 _MD_HEADING = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$")
 
 
@@ -116,7 +117,7 @@ def _html(text: str, stem: str) -> ParsedDocument:
                              "blockquote", "dt", "dd"]):
         if el.find_parent(["p", "li", "pre", "td", "th", "blockquote", "dt", "dd"]) is not None:
             continue  # nested in a block already taken whole
-        text_ = normalize(el.get_text(" "))
+        text_ = _NO_SPACE_BEFORE.sub(r"\1", normalize(el.get_text(" ")))
         if el.name in {"h1", "h2", "h3", "h4", "h5", "h6"}:
             sections.append(Section(heading, "\n".join(parts)))
             heading, parts = text_, []

@@ -10,6 +10,13 @@ EXPECTED = {
     "completions": ("v1/completions", ["POST"]),
     "list_models": ("v1/models", ["GET"]),
     "get_model": ("v1/models/{model}", ["GET"]),
+    "rag_upload_document": ("v1/rag/kbs/{kb}/documents", ["POST"]),
+    "rag_list_documents": ("v1/rag/kbs/{kb}/documents", ["GET"]),
+    "rag_delete_document": ("v1/rag/kbs/{kb}/documents/{document_id}", ["DELETE"]),
+    "rag_query": ("v1/rag/kbs/{kb}/query", ["POST"]),
+    "rag_list_kbs": ("v1/rag/kbs", ["GET"]),
+    "rag_delete_kb": ("v1/rag/kbs/{kb}", ["DELETE"]),
+    "rag_get_job": ("v1/rag/jobs/{job_id}", ["GET"]),
     "health": ("health", ["GET"]),
     "ready": ("ready", ["GET"]),
 }
