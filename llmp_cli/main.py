@@ -1,4 +1,4 @@
-"""``llmp``: serve the platform locally, manage API keys and models."""
+"""``llmp``: serve the platform locally, manage API keys, models and knowledge bases."""
 
 from __future__ import annotations
 
@@ -13,11 +13,13 @@ import typer
 
 from llmp_cli.local import database_url, known_redis_url
 from llmp_cli.models_cmd import app as models_app
+from llmp_cli.rag import app as rag_app
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 keys_app = typer.Typer(no_args_is_help=True, help="Create, list and revoke API keys.")
 app.add_typer(keys_app, name="keys")
 app.add_typer(models_app, name="models")
+app.add_typer(rag_app, name="rag")
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 from functions.rag.chunking import chunk_sections, sentences
 from functions.rag.parsing import Section
 
@@ -19,7 +21,7 @@ def test_chunks_respect_size_and_overlap() -> None:
     chunks = chunk_sections([Section("", text)], size=30, overlap=12, count=words)
     assert len(chunks) > 5
     assert all(words(c.text) <= 30 for c in chunks)
-    for a, b in zip(chunks, chunks[1:], strict=False):  # each chunk starts with the previous one's tail
+    for a, b in itertools.pairwise(chunks):  # each chunk starts with the previous one's tail
         assert b.text.split(".")[0] in a.text
     assert [c.position for c in chunks] == list(range(len(chunks)))
     assert "Sentence number 39" in chunks[-1].text
