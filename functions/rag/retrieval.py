@@ -48,6 +48,7 @@ class RankParams:
     min_score: float
     dedup_threshold: float
     rrf_k: int = 60
+    lexical_max_df: float = 0.2
 
 
 def rrf(rankings: Sequence[Sequence[int]], n: int, k: int) -> list[float]:
@@ -69,7 +70,7 @@ def second_stage(query: str, hits: Sequence[Hit], mode: Mode, p: RankParams,
     if mode == "rerank" and reranker is not None:
         scores = reranker.score(query, texts)
     elif mode in ("hybrid", "rerank"):
-        lexical = bm25_scores(query, texts)
+        lexical = bm25_scores(query, texts, p.lexical_max_df)
         by_lexical = [i for i in sorted(range(len(hits)), key=lambda i: -lexical[i]) if lexical[i] > 0]
         scores = rrf([range(len(hits)), by_lexical], len(hits), p.rrf_k)
     else:

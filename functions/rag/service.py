@@ -165,7 +165,7 @@ class RagService:
         vector = (await asyncio.to_thread(self.embedder.embed, [query]))[0].tolist()
         hits = await store.call(store.search, vector, store.filter(tenant, kb), s.candidates)
         params = RankParams(top_k or s.top_k, s.min_score if min_score is None else min_score,
-                            s.dedup_threshold, s.rrf_k)
+                            s.dedup_threshold, s.rrf_k, s.lexical_max_df)
         return await asyncio.to_thread(second_stage, query, hits, mode or self.default_mode, params,
                                        self.reranker)
 

@@ -46,6 +46,8 @@ class RagSettings(BaseSettings):
     dedup_threshold: float = Field(0.95, gt=0, le=1)
     """A chunk this similar (cosine) to a better-ranked one is a near-duplicate and dropped."""
     rrf_k: int = Field(60, gt=0)
+    lexical_max_df: float = Field(0.2, gt=0, le=1)
+    """Hybrid: query words found in more than this share of the candidates are not ranked on."""
 
     context_tokens: int = Field(3000, gt=0)
     """Token budget for retrieved passages, lowered to fit the model's context and max_tokens."""

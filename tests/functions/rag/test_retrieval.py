@@ -26,6 +26,13 @@ def test_bm25_prefers_rare_matching_terms() -> None:
     assert s[0] > s[1] > s[2] == 0
 
 
+def test_bm25_ignores_words_most_candidates_share() -> None:
+    docs = ["team atlas owns payroll", "team beacon owns the app", "team cobalt", "team delta"]
+    assert bm25_scores("which team owns the app", docs, max_df=0.25) == [
+        0.0, *bm25_scores("app", docs)[1:2], 0.0, 0.0]
+    assert bm25_scores("team", docs, max_df=0.25) == [0.0] * 4
+
+
 def test_rrf_sums_reciprocal_ranks() -> None:
     assert rrf([[0, 1], [1]], 2, 60) == [1 / 61, 1 / 62 + 1 / 61]
 
