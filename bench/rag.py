@@ -42,8 +42,9 @@ from functions.rag.settings import RagSettings
 from functions.rag.store import ChunkStore, Hit, StoredChunk
 
 DIM = 384
-WORDS = ("policy team error server badge laptop travel budget invoice payroll network backup "
-         "office meeting room printer vpn token account report contract training leave").split()
+WORDS = ["policy", "team", "error", "server", "badge", "laptop", "travel", "budget", "invoice",
+         "payroll", "network", "backup", "office", "meeting", "room", "printer", "vpn", "token",
+         "account", "report", "contract", "training", "leave"]
 
 
 def pct(xs: list[float], p: float) -> float:

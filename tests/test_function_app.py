@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 HEAVY = ["llama_cpp", "torch", "presidio_analyzer", "spacy", "sentence_transformers", "psycopg",
-         "redis", "numpy"]
+         "redis", "numpy", "qdrant_client", "transformers", "pypdf", "bs4"]
 
 
 def test_import_loads_no_heavy_library() -> None:
