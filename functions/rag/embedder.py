@@ -9,6 +9,7 @@ read-only), so two gateways in one process load a model once.
 from __future__ import annotations
 
 import functools
+import logging
 import re
 import threading
 from collections.abc import Sequence
@@ -16,7 +17,10 @@ from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from functions.rag.errors import RagUnavailable
 from models.local_files import PACKAGE_PREFIX, ModelFileNotFound
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     import numpy as np
@@ -81,7 +85,12 @@ class Embedder:
 
     @functools.cached_property
     def model(self) -> Any:
-        return _sentence_transformer(str(resolve_model_dir(self.spec)))
+        try:
+            return _sentence_transformer(str(resolve_model_dir(self.spec)))
+        except (ModelFileNotFound, OSError, ValueError) as e:
+            log.error("embedding model unavailable", extra={"model": self.spec,
+                                                            "error": type(e).__name__})
+            raise RagUnavailable("The embedding model could not be loaded.") from e
 
     @property
     def dim(self) -> int:

@@ -108,3 +108,10 @@ async def test_a_failed_write_leaves_the_previous_version(gateway: Gateway,
     assert await store.call(store.count, store.filter(PRINCIPAL.tenant_id, "kb", "vacation.md")) == 1
     hits = await svc.retrieve(PRINCIPAL.tenant_id, "kb", "vacation days", min_score=-1)
     assert all("30 days" not in p.text for p in hits)
+
+
+async def test_a_missing_embedding_model_is_503(tmp_path: Path) -> None:
+    svc = RagService(RagSettings(qdrant_path=tmp_path, embedding_model=str(tmp_path / "nope")))
+    with pytest.raises(RagUnavailable):
+        await svc.retrieve("t", "kb", "q")
+    await svc.aclose()
