@@ -10,6 +10,7 @@ and for the tests' failure paths. Behaviour is chosen by the request's ``model``
 - ``mock-echo``: answers with the last user message (or prompt), streamed 3 characters a chunk so
   that words are split across chunks; a message ``sayhex:<hex>`` is answered with the decoded
   text instead (so tests can make the "model" say what an input check would have refused)
+- ``mock-dump``: answers (not streamed) with the request body it received, as JSON text
 """
 
 from __future__ import annotations
@@ -118,6 +119,14 @@ async def chat(request: Request) -> Response:
                         b' "type": "invalid_request_error", "param": "messages",'
                         b' "code": "context_length_exceeded"}}', status_code=400,
                         media_type="application/json")
+    if model == "mock-dump" and not body.get("stream"):
+        return Response(orjson.dumps({
+            "id": "chatcmpl-mock", "object": "chat.completion", "created": int(time.time()),
+            "model": model, "choices": [{"index": 0, "finish_reason": "stop", "logprobs": None,
+                                         "message": {"role": "assistant",
+                                                     "content": orjson.dumps(body).decode()}}],
+            "usage": {"prompt_tokens": 5, "completion_tokens": 1, "total_tokens": 6},
+        }), media_type="application/json")
     if model == "mock-slow":
         await asyncio.sleep(5)
     if body.get("stream"):

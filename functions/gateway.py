@@ -30,6 +30,8 @@ if TYPE_CHECKING:
     from functions.keys import KeyStore
     from functions.limits import Limiter
     from functions.metrics import GatewayMetrics
+    from functions.rag.service import RagService
+    from functions.rag.settings import RagSettings
     from functions.secrets import KeyVaultSecrets
     from functions.spend import SpendLedger, UsageReader
     from functions.tenants import TenantStore
@@ -40,9 +42,11 @@ log = logging.getLogger(__name__)
 
 class Gateway:
     def __init__(self, settings: GatewaySettings | None = None,
-                 guardrail_settings: GuardrailSettings | None = None) -> None:
+                 guardrail_settings: GuardrailSettings | None = None,
+                 rag_settings: RagSettings | None = None) -> None:
         self._settings = settings
         self._guardrail_settings = guardrail_settings
+        self._rag_settings = rag_settings
         self.vault: KeyVaultSecrets | None = None
         self._refresher: asyncio.Task[None] | None = None
 
@@ -227,9 +231,19 @@ class Gateway:
             await self.limiter.aclose()
         if "spend" in built:  # first: it still needs the database
             await self.spend.aclose()
+        if "rag" in built:
+            await self.rag.aclose()
         if "http" in built:
             await self.http.aclose()
         if "redis" in built and self.redis is not None:
             await self.redis.aclose()
         if "db" in built:
             await self.db.aclose()
+
+    @cached_property
+    def rag(self) -> RagService:
+        """Knowledge bases: Qdrant, the embedder and the ingestion worker (loaded on first use)."""
+        from functions.rag.service import RagService
+        from functions.rag.settings import RagSettings
+
+        return RagService(self._rag_settings or RagSettings())

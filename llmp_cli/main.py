@@ -1,4 +1,5 @@
-"""``llmp``: serve the platform locally, manage tenants, API keys and models, report usage."""
+"""``llmp``: serve the platform locally, manage tenants, API keys, models, guardrail policies and
+knowledge bases, report usage."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import typer
 from llmp_cli.guardrails_cmd import app as guardrails_app
 from llmp_cli.local import database_url, known_redis_url
 from llmp_cli.models_cmd import app as models_app
+from llmp_cli.rag import app as rag_app
 from llmp_cli.tenants import tenants_app, usage_app
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
@@ -23,6 +25,7 @@ app.add_typer(models_app, name="models")
 app.add_typer(guardrails_app, name="guardrails")
 app.add_typer(tenants_app, name="tenants")
 app.add_typer(usage_app, name="usage")
+app.add_typer(rag_app, name="rag")
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 

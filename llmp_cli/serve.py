@@ -178,6 +178,7 @@ def _serve(host: str, port: int, catalog_path: Path | None) -> int:
             local_redis_url_file().write_text(env["REDIS_URL"])
         if catalog_path is not None:
             env["LLMP_CATALOG_PATH"] = str(catalog_path)
+        env.setdefault("LLMP_RAG_QDRANT_PATH", str(data_dir() / "qdrant"))  # Qdrant local mode
         catalog = load_catalog(catalog_path)
         key = ensure_dev_key(env["DATABASE_URL"])  # also applies migrations
         servers = gguf_servers(catalog)

@@ -18,6 +18,7 @@ from functions.asgi import create_app
 from functions.db import Database
 from functions.gateway import Gateway
 from functions.keys import KeyStore
+from functions.rag.settings import RagSettings
 from functions.settings import GatewaySettings
 from llmp_cli.local import LocalAzurite, LocalPostgres, LocalRedis, free_port
 from tests.support.servers import gguf_server_process, serve_asgi
@@ -81,7 +82,7 @@ def dead_url() -> str:
 
 
 MOCK_MODES = ("mock-500", "mock-503", "mock-400", "mock-midstream-error", "mock-drop",
-              "mock-slow", "mock-echo")
+              "mock-slow", "mock-echo", "mock-dump")
 
 
 def catalog_yaml(gguf_url: str | None, mock_url: str, dead_url: str) -> str:
@@ -119,17 +120,31 @@ def gateway_settings(postgres_url: str, redis_url: str, catalog_path: Path) -> G
 
 
 @pytest.fixture(scope="session")
-def gateway_url(gateway_settings: GatewaySettings) -> Iterator[str]:
-    with serve_asgi(create_app(Gateway(gateway_settings))) as url:
+def rag_settings(tmp_path_factory: pytest.TempPathFactory) -> RagSettings:
+    """Qdrant local mode in a temp folder; small upload limits so the tests reach them."""
+    return RagSettings(qdrant_path=tmp_path_factory.mktemp("qdrant"),
+                       max_upload_bytes=256 * 1024, sync_ingest_max_bytes=16 * 1024)
+
+
+@pytest.fixture(scope="session")
+def gateway_url(gateway_settings: GatewaySettings, rag_settings: RagSettings) -> Iterator[str]:
+    with serve_asgi(create_app(Gateway(gateway_settings, rag_settings))) as url:
         yield url
+
+
+async def _new_key(postgres_url: str, tenant: str) -> str:
+    db = Database(postgres_url, min_size=0, max_size=1)
+    _, key = await KeyStore(db).create(tenant, name="session")
+    await db.aclose()
+    return key
 
 
 @pytest.fixture(scope="session")
 def api_key(postgres_url: str) -> str:
-    async def make() -> str:
-        db = Database(postgres_url, min_size=0, max_size=1)
-        _, key = await KeyStore(db).create("tests", name="session")
-        await db.aclose()
-        return key
+    return asyncio.run(_new_key(postgres_url, "tests"))
 
-    return asyncio.run(make())
+
+@pytest.fixture(scope="session")
+def other_api_key(postgres_url: str) -> str:
+    """A key of another tenant (isolation tests)."""
+    return asyncio.run(_new_key(postgres_url, "tests-other"))

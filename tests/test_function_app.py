@@ -9,7 +9,7 @@ import pytest
 
 HEAVY = ["llama_cpp", "torch", "presidio_analyzer", "presidio_anonymizer", "spacy",
          "sentence_transformers", "psycopg", "redis", "numpy", "azure.ai.contentsafety", "jsonschema",
-         "prometheus_client"]
+         "prometheus_client", "qdrant_client", "transformers", "pypdf", "bs4"]
 
 
 def test_import_loads_no_heavy_library() -> None:

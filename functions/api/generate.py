@@ -4,6 +4,7 @@ dispatch, output guardrails, and either pass the whole answer on or stream it ev
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -12,13 +13,14 @@ from starlette.responses import Response
 
 from functions.api.common import endpoint, read_body
 from functions.api.quota import account, admit
-from functions.backends.base import Endpoint
+from functions.backends.base import Completion, Endpoint
 from functions.dispatch import Usage
 from functions.errors import LlmpError
 from functions.gateway import Gateway
 from functions.protocol.chat import ChatCompletionRequest
 from functions.protocol.common import SamplingParams
 from functions.protocol.completions import CompletionRequest
+from functions.rag.chat import apply_rag
 from models.streaming import ClosingStreamingResponse
 
 if TYPE_CHECKING:
@@ -62,6 +64,13 @@ async def _generate(gw: Gateway, request: Request, endpoint_: Endpoint,
     req = model.parse(await read_body(request, gw.settings.max_body_bytes))
     reservation = await admit(gw, request, principal, req)  # tenancy: models, limits, budget
     guard = await _guard(gw, request, principal, req)
+
+    async def untrusted(texts: Sequence[str], principal: Principal) -> None:
+        await guard.check_untrusted(texts)
+
+    # A request naming a knowledge base: retrieve (passages pass the injection check as untrusted
+    # content), then the input guardrails see the whole prompt, passages included.
+    req, rag = await apply_rag(gw, principal, req, untrusted)
     req = await guard.check_input(req)
     if req.stream:
         backend, body, result = await gw.dispatcher.stream(endpoint_, req)
@@ -80,20 +89,19 @@ async def _generate(gw: Gateway, request: Request, endpoint_: Endpoint,
             account(gw, request, reservation, principal, req.model, backend.name,
                     result.usage, result.error)  # tenancy: settle tokens, record spend
 
-        return ClosingStreamingResponse(body, on_close=close, headers={
+        return ClosingStreamingResponse(rag.stream(body), on_close=close, headers={
             **SSE_HEADERS, **result.headers, "x-llmp-backend": backend.name})
     backend, completion = await gw.dispatcher.complete(endpoint_, req)
     usage = Usage.from_body(completion.body)
     _log_usage(principal, req.model, backend.name, usage)
     account(gw, request, reservation, principal, req.model, backend.name, usage)  # tenancy
-    content = completion.content
     if guard.active:
         from functions.guardrails.output import check_completion
 
         checked = await check_completion(guard, dict(completion.body), kind, _response_format(req))
         if checked != completion.body:
-            content = orjson.dumps(checked)
-    return Response(content, media_type="application/json",
+            completion = Completion(orjson.dumps(checked), checked, completion.headers)
+    return Response(rag.body(completion), media_type="application/json",
                     headers={**completion.headers, "x-llmp-backend": backend.name})
 
 

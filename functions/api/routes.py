@@ -7,6 +7,15 @@ from functions.api.common import RouteSpec
 from functions.api.generate import chat_completions, completions
 from functions.api.health import health, metrics, ready
 from functions.api.models import get_model, list_models
+from functions.api.rag import (
+    delete_document,
+    delete_kb,
+    get_job,
+    list_documents,
+    list_kbs,
+    query_kb,
+    upload_document,
+)
 from functions.api.usage import get_usage
 
 ROUTES: tuple[RouteSpec, ...] = (
@@ -14,6 +23,14 @@ ROUTES: tuple[RouteSpec, ...] = (
     RouteSpec("completions", "/v1/completions", ("POST",), completions),
     RouteSpec("list_models", "/v1/models", ("GET",), list_models),
     RouteSpec("get_model", "/v1/models/{model}", ("GET",), get_model),
+    RouteSpec("rag_upload_document", "/v1/rag/kbs/{kb}/documents", ("POST",), upload_document),
+    RouteSpec("rag_list_documents", "/v1/rag/kbs/{kb}/documents", ("GET",), list_documents),
+    RouteSpec("rag_delete_document", "/v1/rag/kbs/{kb}/documents/{document_id}", ("DELETE",),
+              delete_document),
+    RouteSpec("rag_query", "/v1/rag/kbs/{kb}/query", ("POST",), query_kb),
+    RouteSpec("rag_list_kbs", "/v1/rag/kbs", ("GET",), list_kbs),
+    RouteSpec("rag_delete_kb", "/v1/rag/kbs/{kb}", ("DELETE",), delete_kb),
+    RouteSpec("rag_get_job", "/v1/rag/jobs/{job_id}", ("GET",), get_job),
     RouteSpec("health", "/health", ("GET",), health),
     RouteSpec("ready", "/ready", ("GET",), ready),
     RouteSpec("metrics", "/metrics", ("GET",), metrics),

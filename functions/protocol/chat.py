@@ -7,6 +7,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from functions.protocol.common import SamplingParams, StrictModel
+from functions.protocol.rag import RagOptions
 
 
 class TextPart(StrictModel):
@@ -31,9 +32,12 @@ class ChatCompletionRequest(SamplingParams):
     parallel_tool_calls: bool | None = None
     logprobs: bool | None = None
     top_logprobs: int | None = Field(None, ge=0, le=20)
+    rag: RagOptions | None = None
+    """llmp extension: answer from a knowledge base (never sent to a backend)."""
 
     def upstream_body(self, served_model: str) -> dict[str, Any]:
         body = super().upstream_body(served_model)
+        body.pop("rag", None)
         # Newer clients send max_completion_tokens; every backend understands max_tokens.
         if "max_completion_tokens" in body:
             body.setdefault("max_tokens", body.pop("max_completion_tokens"))

