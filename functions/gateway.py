@@ -41,7 +41,7 @@ log = logging.getLogger(__name__)
 
 
 class Gateway:
-    def __init__(self, settings: GatewaySettings | None = None,
+    def __init__(self, settings: GatewaySettings | None = None, *,
                  guardrail_settings: GuardrailSettings | None = None,
                  rag_settings: RagSettings | None = None) -> None:
         self._settings = settings

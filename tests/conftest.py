@@ -128,7 +128,7 @@ def rag_settings(tmp_path_factory: pytest.TempPathFactory) -> RagSettings:
 
 @pytest.fixture(scope="session")
 def gateway_url(gateway_settings: GatewaySettings, rag_settings: RagSettings) -> Iterator[str]:
-    with serve_asgi(create_app(Gateway(gateway_settings, rag_settings))) as url:
+    with serve_asgi(create_app(Gateway(gateway_settings, rag_settings=rag_settings))) as url:
         yield url
 
 

@@ -127,7 +127,8 @@ def test_stream_carries_citations_on_the_first_chunk(gateway_url: str, api_key: 
     chunks = [orjson.loads(e) for e in events[:-1]]
     assert chunks[0]["rag"]["citations"][0]["document_id"] == "handbook.md"
     assert not any("rag" in c for c in chunks[1:])
-    assert sum(c["choices"][0]["delta"].get("content") == "tok " for c in chunks if c["choices"]) == 3
+    text = "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks if c["choices"])
+    assert text == "tok " * 3  # the output guardrail may merge chunks: nothing is lost
 
 
 @pytest.mark.slow
@@ -274,7 +275,7 @@ def test_large_uploads_go_to_the_worker(gateway_url: str, api_key: str, other_ap
 
 @pytest.fixture(scope="module")
 def no_qdrant_url(gateway_settings: GatewaySettings, dead_url: str) -> Iterator[str]:
-    gw = Gateway(gateway_settings, RagSettings(qdrant_url=dead_url, qdrant_timeout_s=1))
+    gw = Gateway(gateway_settings, rag_settings=RagSettings(qdrant_url=dead_url, qdrant_timeout_s=1))
     with serve_asgi(create_app(gw)) as url:
         yield url
 

@@ -57,7 +57,7 @@ async def test_cross_encoder_orders_the_second_stage(tmp_path: Path, cross_encod
 
 @pytest.fixture
 async def gateway(gateway_settings: GatewaySettings, tmp_path: Path) -> AsyncIterator[Gateway]:
-    gw = Gateway(gateway_settings, RagSettings(qdrant_path=tmp_path))
+    gw = Gateway(gateway_settings, rag_settings=RagSettings(qdrant_path=tmp_path))
     for name, data in DOCS.items():
         await gw.rag.ingest(PRINCIPAL.tenant_id, "kb", name, data)
     yield gw
