@@ -1,10 +1,12 @@
 """``POST /v1/chat/completions`` and ``POST /v1/completions``: authenticate, parse, input guardrails,
-dispatch, output guardrails, and either pass the whole answer on or stream it event by event."""
+conversation history, cache lookup, dispatch, output guardrails, and either pass the whole answer on
+or stream it event by event; the finish stage stores it in the cache and the conversation."""
 
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import orjson
 from starlette.requests import Request
@@ -12,7 +14,7 @@ from starlette.responses import Response
 
 from functions.api.common import endpoint, read_body
 from functions.backends.base import Endpoint
-from functions.dispatch import Usage
+from functions.dispatch import StreamResult, Usage
 from functions.errors import LlmpError
 from functions.gateway import Gateway
 from functions.protocol.chat import ChatCompletionRequest
@@ -22,10 +24,14 @@ from models.streaming import ClosingStreamingResponse
 
 if TYPE_CHECKING:
     from functions.auth import Principal  # imports Redis and psycopg: not at Functions start-up
+    from functions.cache.entry import Answer
+    from functions.conversations.history import History
+    from functions.finish import Finish
     from functions.guardrails.engine import OutputKind, RequestGuard
 
 log = logging.getLogger("llmp.usage")
 
+R = TypeVar("R", bound=SamplingParams)
 SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
 
 
@@ -55,12 +61,64 @@ def _response_format(req: SamplingParams) -> dict[str, Any] | None:
     return req.response_format if isinstance(req, ChatCompletionRequest) else None
 
 
+async def _history(gw: Gateway, principal: Principal, req: SamplingParams,
+                   guard: RequestGuard) -> History | None:
+    """Stage 4, before the input is masked: new placeholders are numbered after the history's."""
+    if not isinstance(req, ChatCompletionRequest) or req.conversation_id is None:
+        return None
+    from functions.conversations.history import History
+
+    history = await History.load(gw.conversations, gw.metrics, principal.tenant_id,
+                                 req.conversation_id, gw.conversation_settings.max_messages)
+    history.reserve(guard.masker)
+    return history
+
+
+def _with_history(gw: Gateway, req: R, history: History | None) -> R:
+    if history is None or not isinstance(req, ChatCompletionRequest):
+        return req
+    context = gw.dispatcher.model(req.model).context_length
+    return cast(R, history.apply(req, context, gw.conversation_settings.reserve_tokens))
+
+
+async def _replay(principal: Principal, req: SamplingParams, answer: Answer, finish: Finish,
+                  how: str) -> Response:
+    """A cache hit, sent like a live answer (a stream when the request streams)."""
+    from functions.cache.entry import replay_body, replay_events
+
+    finish.replayed(answer)
+    usage = Usage.from_body({"usage": answer.usage})
+    _log_usage(principal, req.model, "cache", usage)
+    headers = {"x-cache": "hit", "x-llmp-cache": how, "x-llmp-backend": "cache",
+               **({"x-llmp-model-version": answer.version} if answer.version else {})}
+    if req.stream:
+        result = StreamResult()
+        body = finish.stream(_once(replay_events(answer, req.model, req.wants_usage_chunk)), result)
+        return ClosingStreamingResponse(body, on_close=result.close,
+                                        headers={**SSE_HEADERS, **headers})
+    whole = replay_body(answer, req.model)
+    await finish.whole(whole, {})
+    return Response(orjson.dumps(whole), media_type="application/json", headers=headers)
+
+
+async def _once(data: bytes) -> AsyncIterator[bytes]:
+    yield data
+
+
 async def _generate(gw: Gateway, request: Request, endpoint_: Endpoint,
                     model: type[SamplingParams], kind: OutputKind) -> Response:
     principal = await gw.authenticator.authenticate(request.headers.get("authorization"))
     req = model.parse(await read_body(request, gw.settings.max_body_bytes))
     guard = await _guard(gw, request, principal, req)
-    req = await guard.check_input(req)
+    history = await _history(gw, principal, req, guard)
+    req = _with_history(gw, await guard.check_input(req), history)
+    from functions.finish import Finish
+
+    cache = await gw.response_cache.begin(principal.tenant_id, endpoint_, req, guard,
+                                          request.headers)
+    finish = Finish(kind, cache, history)
+    if (hit := await cache.lookup()) is not None:
+        return await _replay(principal, req, hit, finish, cache.hit or "exact")
     if req.stream:
         backend, body, result = await gw.dispatcher.stream(endpoint_, req)
         if guard.transforms_output or (guard.active and _response_format(req)):
@@ -70,25 +128,28 @@ async def _generate(gw: Gateway, request: Request, endpoint_: Endpoint,
                 result.error = e
 
             body = guard_stream(guard, body, kind, gw.guardrails.holdback_chars,
-                                _response_format(req), failed)
+                                _response_format(req), failed, finish.on_checked())
+        body = finish.stream(body, result)
 
         async def close() -> None:
             await result.close()
             _log_usage(principal, req.model, backend.name, result.usage, result.error)
 
         return ClosingStreamingResponse(body, on_close=close, headers={
-            **SSE_HEADERS, **result.headers, "x-llmp-backend": backend.name})
+            **SSE_HEADERS, **result.headers, "x-llmp-backend": backend.name, "x-cache": "miss"})
     backend, completion = await gw.dispatcher.complete(endpoint_, req)
     _log_usage(principal, req.model, backend.name, Usage.from_body(completion.body))
-    content = completion.content
+    content, body_out = completion.content, completion.body
     if guard.active:
         from functions.guardrails.output import check_completion
 
-        checked = await check_completion(guard, dict(completion.body), kind, _response_format(req))
-        if checked != completion.body:
-            content = orjson.dumps(checked)
-    return Response(content, media_type="application/json",
-                    headers={**completion.headers, "x-llmp-backend": backend.name})
+        body_out = await check_completion(guard, dict(completion.body), kind, _response_format(req),
+                                          finish.on_checked())
+        if body_out != completion.body:
+            content = orjson.dumps(body_out)
+    await finish.whole(body_out, completion.headers)
+    return Response(content, media_type="application/json", headers={
+        **completion.headers, "x-llmp-backend": backend.name, "x-cache": "miss"})
 
 
 @endpoint
