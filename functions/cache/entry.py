@@ -29,8 +29,10 @@ class Answer:
     """The model version that answered (``x-llmp-model-version`` or ``system_fingerprint``)."""
     fingerprint: str | None = None
     tool_calls: list[dict[str, Any]] | None = None
-    streamed: bool = False
-    """Recorded from a stream: ``pieces`` are its chunks (else one piece, cut into words on replay)."""
+    chunks: list[dict[str, Any]] | None = None
+    """Recorded from a stream: the choice of each chunk as the client got it (without ``index``
+    and ``logprobs``), so a replay has the same chunks. None for a whole answer, which replays
+    as a role chunk, one chunk per word and a finish chunk."""
 
     @property
     def text(self) -> str:
@@ -71,7 +73,6 @@ class Recorder:
 
     def event(self, data: bytes) -> None:
         """One SSE ``data:`` payload sent to the client."""
-        self.answer.streamed = True
         if data == b"[DONE]":
             self.done = True
             return
@@ -88,6 +89,9 @@ class Recorder:
         if isinstance(chunk.get("usage"), dict):
             a.usage = chunk["usage"]
         for choice in chunk.get("choices") or []:
+            if a.chunks is None:
+                a.chunks = []
+            a.chunks.append({k: v for k, v in choice.items() if k not in ("index", "logprobs")})
             a.finish_reason = choice.get("finish_reason") or a.finish_reason
             delta = choice.get("delta") or {}
             text = delta.get("content") if a.kind == "chat" else choice.get("text")
@@ -153,24 +157,29 @@ def replay_body(answer: Answer, alias: str) -> dict[str, Any]:
 
 
 def replay_events(answer: Answer, alias: str, include_usage: bool) -> bytes:
-    """The SSE events of a live stream: a role chunk (chat), one chunk per piece, the finish chunk,
-    the usage chunk when asked for, ``[DONE]``."""
+    """The SSE events of the live stream (the recorded chunks, or for an answer recorded whole: a
+    role chunk, one chunk per word, the finish chunk), the usage chunk when asked for, ``[DONE]``."""
     head = _head(answer, alias, True)
-    chat = answer.kind == "chat"
-
-    def event(delta: dict[str, Any] | None, text: str | None, finish: str | None) -> bytes:
-        choice: dict[str, Any] = {"index": 0, "delta": delta} if chat else {"index": 0, "text": text}
-        choice.update(finish_reason=finish, logprobs=None)
-        return b"data: " + orjson.dumps({**head, "choices": [choice]}) + b"\n\n"
-
-    pieces = answer.pieces if answer.streamed else _split(answer.text)
-    out = [event({"role": "assistant", "content": ""}, None, None)] if chat else []
-    out += [event({"content": p}, p, None) for p in pieces]
-    if chat and answer.tool_calls:
-        calls = [{"index": i, **c} for i, c in enumerate(answer.tool_calls)]
-        out.append(event({"tool_calls": calls}, None, None))
-    out.append(event({}, "", answer.finish_reason))
+    out = [b"data: " + orjson.dumps({**head, "choices": [{"index": 0, **c, "logprobs": None}]})
+           + b"\n\n" for c in _chunks(answer)]
     if include_usage and answer.usage is not None:
         out.append(b"data: " + orjson.dumps({**head, "choices": [], "usage": answer.usage}) + b"\n\n")
     out.append(b"data: [DONE]\n\n")
     return b"".join(out)
+
+
+def _chunks(answer: Answer) -> list[dict[str, Any]]:
+    if answer.chunks is not None:
+        return answer.chunks
+    words = _split(answer.text)
+    if answer.kind == "text":
+        return [*({"text": w, "finish_reason": None} for w in words),
+                {"text": "", "finish_reason": answer.finish_reason}]
+    out: list[dict[str, Any]] = [{"delta": {"role": "assistant", "content": ""},
+                                  "finish_reason": None}]
+    out += [{"delta": {"content": w}, "finish_reason": None} for w in words]
+    if answer.tool_calls:
+        calls = [{"index": i, **c} for i, c in enumerate(answer.tool_calls)]
+        out.append({"delta": {"tool_calls": calls}, "finish_reason": None})
+    out.append({"delta": {}, "finish_reason": answer.finish_reason})
+    return out
