@@ -31,24 +31,30 @@ class Tenant:
 
 def make_tenant(postgres_url: str, prefix: str = "t", *, guardrails: dict[str, Any] | None = None,
                 cache: dict[str, Any] | None = None, retention_days: int | None = None) -> Tenant:
-    async def make() -> Tenant:
-        db = Database(postgres_url, min_size=0, max_size=1)
-        try:
-            name = f"{prefix}-{uuid.uuid4().hex[:8]}"
-            rec, key = await KeyStore(db).create(name)
-            if guardrails is not None:
-                await PolicyStore(db, 0).set(name, GuardrailPolicy.model_validate(guardrails))
-            if cache is not None:
-                await CachePolicyStore(db, 0).set(name, CachePolicy.model_validate(cache))
-            if retention_days is not None:
-                async with db.connection() as conn:
-                    await conn.execute("UPDATE tenants SET retention_days = %s WHERE id = %s",
-                                       (retention_days, rec.tenant_id))
-            return Tenant(str(rec.tenant_id), name, key)
-        finally:
-            await db.aclose()
+    return asyncio.run(create_tenant(postgres_url, prefix, guardrails=guardrails, cache=cache,
+                                     retention_days=retention_days))
 
-    return asyncio.run(make())
+
+async def create_tenant(postgres_url: str, prefix: str = "t", *,
+                        guardrails: dict[str, Any] | None = None,
+                        cache: dict[str, Any] | None = None,
+                        retention_days: int | None = None) -> Tenant:
+    """A new tenant (unique name) with one key and the settings given."""
+    db = Database(postgres_url, min_size=0, max_size=1)
+    try:
+        name = f"{prefix}-{uuid.uuid4().hex[:8]}"
+        rec, key = await KeyStore(db).create(name)
+        if guardrails is not None:
+            await PolicyStore(db, 0).set(name, GuardrailPolicy.model_validate(guardrails))
+        if cache is not None:
+            await CachePolicyStore(db, 0).set(name, CachePolicy.model_validate(cache))
+        if retention_days is not None:
+            async with db.connection() as conn:
+                await conn.execute("UPDATE tenants SET retention_days = %s WHERE id = %s",
+                                   (retention_days, rec.tenant_id))
+        return Tenant(str(rec.tenant_id), name, key)
+    finally:
+        await db.aclose()
 
 
 @dataclass
