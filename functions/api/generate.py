@@ -16,6 +16,7 @@ from functions.api.common import endpoint, read_body
 from functions.backends.base import Endpoint
 from functions.dispatch import StreamResult, Usage
 from functions.errors import LlmpError
+from functions.finish import Finish
 from functions.gateway import Gateway
 from functions.protocol.chat import ChatCompletionRequest
 from functions.protocol.common import SamplingParams
@@ -26,7 +27,6 @@ if TYPE_CHECKING:
     from functions.auth import Principal  # imports Redis and psycopg: not at Functions start-up
     from functions.cache.entry import Answer
     from functions.conversations.history import History
-    from functions.finish import Finish
     from functions.guardrails.engine import OutputKind, RequestGuard
 
 log = logging.getLogger("llmp.usage")
@@ -112,8 +112,6 @@ async def _generate(gw: Gateway, request: Request, endpoint_: Endpoint,
     guard = await _guard(gw, request, principal, req)
     history = await _history(gw, principal, req, guard)
     req = _with_history(gw, await guard.check_input(req), history)
-    from functions.finish import Finish
-
     cache = await gw.response_cache.begin(principal.tenant_id, endpoint_, req, guard,
                                           request.headers)
     finish = Finish(kind, cache, history)
