@@ -3,7 +3,7 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-EXTRAS := gateway,gguf,models-local,local,rag,dev,deploy
+EXTRAS := gateway,semantic,gguf,models-local,local,rag,dev,deploy
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml package-lock.json | sha1sum | cut -c1-12)
 
 export HF_HUB_OFFLINE := 1

@@ -9,7 +9,10 @@ and for the tests' failure paths. Behaviour is chosen by the request's ``model``
 - ``mock-400``: refuses the request with an OpenAI error body
 - ``mock-echo``: answers with the last user message (or prompt), streamed 3 characters a chunk so
   that words are split across chunks; a message ``sayhex:<hex>`` is answered with the decoded
-  text instead (so tests can make the "model" say what an input check would have refused)
+  text instead (so tests can make the "model" say what an input check would have refused), and a
+  message ``dump:messages`` with the messages it was sent, as JSON ``[[role, content], ...]``
+- ``mock-versioned``: ``mock-echo`` that reports a model version (``x-llmp-model-version``),
+  changed with ``POST /mock/version`` (a stand-in for a GGUF swap)
 - ``mock-dump``: answers (not streamed) with the request body it received, as JSON text
 """
 
@@ -65,6 +68,8 @@ def _echo_text(body: dict[str, Any]) -> str:
         text = content if isinstance(content, str) else "".join(p["text"] for p in content)
     if text.startswith("sayhex:"):
         return bytes.fromhex(text[7:]).decode()
+    if text == "dump:messages":
+        return orjson.dumps([[m["role"], m.get("content")] for m in body["messages"]]).decode()
     return str(text)
 
 
@@ -110,6 +115,11 @@ async def chat(request: Request) -> Response:
     model = str(body.get("model", "mock"))
     if model == "mock-echo":
         return _echo(body)
+    if model == "mock-versioned":
+        version = request.app.state.version
+        response = _echo(body)
+        response.headers["x-llmp-model-version"] = version
+        return response
     n = int(body.get("max_tokens") or 16)
     if model in ("mock-500", "mock-503"):
         return Response(b'{"error": {"message": "boom", "type": "server_error"}}',
@@ -141,16 +151,24 @@ async def chat(request: Request) -> Response:
     }), media_type="application/json")
 
 
+async def set_version(request: Request) -> Response:
+    request.app.state.version = (await request.body()).decode()
+    return Response(b"", status_code=204)
+
+
 async def health(request: Request) -> Response:
     return Response(b'{"status": "ok"}', media_type="application/json")
 
 
 def create_app() -> Starlette:
-    return Starlette(routes=[
+    app = Starlette(routes=[
         Route("/v1/chat/completions", chat, methods=["POST"]),
         Route("/v1/completions", chat, methods=["POST"]),
+        Route("/mock/version", set_version, methods=["POST"]),
         Route("/health", health, methods=["GET"]),
     ])
+    app.state.version = "v1"
+    return app
 
 
 if __name__ == "__main__":

@@ -13,6 +13,9 @@ from functions.api.common import RouteSpec
 from functions.api.routes import ROUTES
 from functions.gateway import Gateway
 
+RETENTION_SCHEDULE = "0 17 * * * *"
+"""NCRONTAB with seconds: the conversation retention timer runs hourly, at minute 17."""
+
 
 def _function(gw: Gateway, spec: RouteSpec) -> Callable[[Request], Awaitable[Response]]:
     # The worker reads the parameter's annotation to hand over a FastAPI Request (HTTP streams).
@@ -24,10 +27,22 @@ def _function(gw: Gateway, spec: RouteSpec) -> Callable[[Request], Awaitable[Res
     return handler
 
 
+def _retention(gw: Gateway) -> Callable[[func.TimerRequest], Awaitable[None]]:
+    async def conversation_retention(timer: func.TimerRequest) -> None:
+        from functions.conversations.retention import purge_expired
+
+        await purge_expired(gw)
+
+    return conversation_retention
+
+
 def build_blueprint(gw: Gateway) -> func.Blueprint:
     bp = func.Blueprint(http_auth_level=func.AuthLevel.ANONYMOUS)  # type: ignore[no-untyped-call]
     for spec in ROUTES:
         fn = bp.route(route=spec.path.lstrip("/"), methods=list(spec.methods),
                       auth_level=func.AuthLevel.ANONYMOUS)(_function(gw, spec))
         bp.function_name(spec.name)(fn)
+    timer = bp.timer_trigger(schedule=RETENTION_SCHEDULE, arg_name="timer",
+                             run_on_startup=False)(_retention(gw))
+    bp.function_name("conversation_retention")(timer)
     return bp

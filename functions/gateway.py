@@ -21,6 +21,11 @@ if TYPE_CHECKING:
     from redis.asyncio import Redis
 
     from functions.auth import Authenticator
+    from functions.cache.policies import CachePolicyStore
+    from functions.cache.settings import CacheSettings
+    from functions.cache.stage import ResponseCache
+    from functions.conversations.settings import ConversationSettings
+    from functions.conversations.store import ConversationStore
     from functions.db import Database
     from functions.dispatch import Dispatcher
     from functions.entra import EntraVerifier
@@ -43,10 +48,14 @@ log = logging.getLogger(__name__)
 class Gateway:
     def __init__(self, settings: GatewaySettings | None = None, *,
                  guardrail_settings: GuardrailSettings | None = None,
-                 rag_settings: RagSettings | None = None) -> None:
+                 rag_settings: RagSettings | None = None,
+                 cache_settings: CacheSettings | None = None,
+                 conversation_settings: ConversationSettings | None = None) -> None:
         self._settings = settings
         self._guardrail_settings = guardrail_settings
         self._rag_settings = rag_settings
+        self._cache_settings = cache_settings
+        self._conversation_settings = conversation_settings
         self.vault: KeyVaultSecrets | None = None
         self._refresher: asyncio.Task[None] | None = None
 
@@ -218,6 +227,37 @@ class Gateway:
         audit = AuditLog(self.db, batch=s.audit_batch, flush_s=s.audit_flush_s,
                          max_queue=s.audit_queue_max) if self.settings.database_url else None
         return Guardrails(build_detectors(s), audit, self.metrics, s.timeout_s, s.holdback_chars)
+
+    @cached_property
+    def cache_settings(self) -> CacheSettings:
+        from functions.cache.settings import CacheSettings
+
+        return self._cache_settings or CacheSettings()
+
+    @cached_property
+    def conversation_settings(self) -> ConversationSettings:
+        from functions.conversations.settings import ConversationSettings
+
+        return self._conversation_settings or ConversationSettings()
+
+    @cached_property
+    def cache_policies(self) -> CachePolicyStore:
+        from functions.cache.policies import CachePolicyStore
+
+        return CachePolicyStore(self.db, self.cache_settings.policy_cache_ttl_s)
+
+    @cached_property
+    def response_cache(self) -> ResponseCache:
+        """The exact and semantic caches (Redis); the embedder loads on first semantic use."""
+        from functions.cache.stage import ResponseCache
+
+        return ResponseCache(self.redis, self.cache_policies, self.cache_settings, self.metrics)
+
+    @cached_property
+    def conversations(self) -> ConversationStore:
+        from functions.conversations.store import ConversationStore
+
+        return ConversationStore(self.db)
 
     async def aclose(self) -> None:
         built = self.__dict__

@@ -15,6 +15,21 @@ class GatewayMetrics:
         self.guardrail_failures = Counter(
             "llmp_guardrail_failures", "Guardrail checks that raised or timed out.",
             ["stage", "detector", "reason"], registry=self.registry)
+        self.cache_lookups = Counter(
+            "llmp_cache_lookups", "Response cache lookups by kind (exact, semantic) and result.",
+            ["kind", "result"], registry=self.registry)
+        self.cache_stores = Counter(
+            "llmp_cache_stores", "Answers offered to the response cache, by result.",
+            ["result"], registry=self.registry)
+        self.cache_unavailable = Counter(
+            "llmp_cache_unavailable", "Cache operations bypassed because Redis (or the embedder) "
+            "failed; the request was served without the cache.", ["op"], registry=self.registry)
+        self.history_failures = Counter(
+            "llmp_history_failures", "Conversation history that could not be loaded or stored.",
+            ["op"], registry=self.registry)
+        self.conversations_expired = Counter(
+            "llmp_conversations_expired", "Conversations deleted by the retention timer.",
+            registry=self.registry)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

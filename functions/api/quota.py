@@ -58,7 +58,7 @@ def account(gw: Gateway, request: Request, reservation: Reservation, principal: 
     completion = usage.completion_tokens if usage else 0
     seconds = time.monotonic() - reservation.started
     spec = gw.catalog.get(model)
-    cost = spec.price.cost(prompt, completion, seconds) if spec else 0.0
+    cost = spec.price.cost(prompt, completion, seconds) if spec and backend != "cache" else 0.0
     gw.limiter.settle_soon(reservation, prompt + completion, cost)
     gw.spend.record(SpendEntry(
         principal.tenant_id, principal.key_id, model, backend, prompt, completion, cost,

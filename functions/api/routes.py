@@ -4,6 +4,13 @@ from __future__ import annotations
 
 from functions.api import admin
 from functions.api.common import RouteSpec
+from functions.api.conversations import (
+    create_conversation,
+    delete_conversation,
+    export_conversations,
+    get_conversation,
+    list_conversations,
+)
 from functions.api.generate import chat_completions, completions
 from functions.api.health import health, metrics, ready
 from functions.api.models import get_model, list_models
@@ -31,6 +38,12 @@ ROUTES: tuple[RouteSpec, ...] = (
     RouteSpec("rag_list_kbs", "/v1/rag/kbs", ("GET",), list_kbs),
     RouteSpec("rag_delete_kb", "/v1/rag/kbs/{kb}", ("DELETE",), delete_kb),
     RouteSpec("rag_get_job", "/v1/rag/jobs/{job_id}", ("GET",), get_job),
+    RouteSpec("create_conversation", "/v1/conversations", ("POST",), create_conversation),
+    RouteSpec("list_conversations", "/v1/conversations", ("GET",), list_conversations),
+    # before /{id}: the ASGI router takes the first match (Functions prefers the literal segment)
+    RouteSpec("export_conversations", "/v1/conversations/export", ("GET",), export_conversations),
+    RouteSpec("get_conversation", "/v1/conversations/{id}", ("GET",), get_conversation),
+    RouteSpec("delete_conversation", "/v1/conversations/{id}", ("DELETE",), delete_conversation),
     RouteSpec("health", "/health", ("GET",), health),
     RouteSpec("ready", "/ready", ("GET",), ready),
     RouteSpec("metrics", "/metrics", ("GET",), metrics),

@@ -66,10 +66,17 @@ class RequestGuard:
         self.policy = policy
         self.masker = Masker()
         self._tenant_id, self._request_id, self._model = tenant_id, request_id, model
+        self._decisions = 0
 
     @property
     def active(self) -> bool:
         return self.policy.enabled
+
+    @property
+    def has_findings(self) -> bool:
+        """Any decision was taken for this request so far (PII masked, flagged or redacted,
+        anything flagged, a check skipped on error): such a request is never cached."""
+        return self._decisions > 0
 
     # -- input ------------------------------------------------------------------------------------
 
@@ -292,6 +299,7 @@ class RequestGuard:
 
     def _decide(self, stage: Stage, detector: str, action: str, types: dict[str, int],
                 score: float | None = None) -> None:
+        self._decisions += 1
         self.rails.metrics.guardrail_decisions.labels(stage, detector, action).inc()
         if self.rails.audit is not None:
             self.rails.audit.record(AuditRecord(self._tenant_id, self._request_id, self._model,

@@ -44,6 +44,14 @@ class Masker:
             self._by_placeholder[ph] = value
         return self._by_value[key]
 
+    def reserve(self, texts: Sequence[str]) -> None:
+        """Placeholders already in use in ``texts`` (a conversation's stored history): new ones of
+        this request are numbered after them, so ``<PERSON_1>`` never names two values."""
+        for text in texts:
+            for m in PLACEHOLDER.finditer(text):
+                entity, n = m.group(1), int(m.group(2))
+                self._counts[entity] = max(self._counts.get(entity, 0), n)
+
     def mask(self, text: str, spans: Sequence[Span]) -> str:
         """Replace each span (sorted, not overlapping) by its placeholder, numbered in order of
         appearance."""

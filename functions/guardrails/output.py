@@ -18,6 +18,10 @@ from functions.errors import LlmpError, as_llmp_error, sse_error
 from functions.guardrails.engine import OutputKind, RequestGuard
 from functions.guardrails.masking import safe_cut
 
+Checked = Callable[[str], None]
+"""Told each piece of the answer as the guardrails let it through, before placeholders are
+restored (restored values are raw PII): what history and the cache may store."""
+
 STEP = 24
 """Characters that must accumulate beyond the hold-back window before the next release."""
 
@@ -38,8 +42,10 @@ def _with_content(choice: dict[str, Any], kind: OutputKind, text: str, key: str)
 
 
 async def check_completion(guard: RequestGuard, body: dict[str, Any], kind: OutputKind,
-                           response_format: dict[str, Any] | None) -> dict[str, Any]:
-    """A non-streamed answer: checked, cut to ``max_chars``, validated, placeholders restored."""
+                           response_format: dict[str, Any] | None,
+                           on_checked: Checked | None = None) -> dict[str, Any]:
+    """A non-streamed answer: checked, cut to ``max_chars``, validated, placeholders restored
+    (``on_checked`` gets the checked text before restoring)."""
     if not guard.active:
         return body
     choices = []
@@ -53,8 +59,10 @@ async def check_completion(guard: RequestGuard, body: dict[str, Any], kind: Outp
             text, choice = text[:limit], {**choice, "finish_reason": "length"}
         if guard.checks_output:
             text = await guard.check_text(text)
-        text = guard.restore(text)
+        checked, text = text, guard.restore(text)
         guard.validate_json(text, response_format)
+        if on_checked is not None:
+            on_checked(checked)
         choices.append(_with_content(choice, kind, text, "message"))
     return {**body, "choices": choices}
 
@@ -66,9 +74,10 @@ class _Window:
         self.sent = 0
         self.full: list[str] | None = None
 
-    async def release(self, final: bool) -> str:
+    async def release(self, final: bool) -> tuple[str, str]:
+        """(checked text, the same with placeholders restored): the next piece to send."""
         if not final and len(self.pending) < self.hold + STEP:
-            return ""
+            return "", ""
         cut = len(self.pending) if final else self._cut()
         spans = []
         if self.guard.checks_output:  # the whole window is analysed: the held text is context
@@ -77,11 +86,11 @@ class _Window:
                 if s.start < cut < s.end:
                     cut = s.start
         if cut <= 0:
-            return ""
+            return "", ""
         out, self.pending = self.pending[:cut], self.pending[cut:]
         if self.guard.checks_output:
             out = await self.guard.check_text(out, [s for s in spans if s.end <= cut])
-        return self.guard.restore(out)
+        return out, self.guard.restore(out)
 
     def _cut(self) -> int:
         limit = len(self.pending) - self.hold
@@ -92,9 +101,20 @@ class _Window:
 
 async def guard_stream(guard: RequestGuard, events: AsyncIterator[bytes], kind: OutputKind,
                        hold: int, response_format: dict[str, Any] | None,
-                       on_error: Callable[[LlmpError], None] | None = None) -> AsyncIterator[bytes]:
+                       on_error: Callable[[LlmpError], None] | None = None,
+                       on_checked: Checked | None = None) -> AsyncIterator[bytes]:
     """Apply the output guardrails to an SSE stream of OpenAI chunks (one choice). A violation or a
-    failing check ends the stream with an error event and ``[DONE]`` (``on_error`` is told)."""
+    failing check ends the stream with an error event and ``[DONE]`` (``on_error`` is told).
+    ``on_checked`` gets each piece sent, as checked and before placeholders are restored."""
+
+    def sent(checked: str, restored: str, released: str) -> None:
+        if on_checked is None or not released:
+            return
+        if released != restored:  # cut to max_chars: cut the checked text alike
+            checked = released if checked == restored else checked[:safe_cut(checked,
+                                                                               len(released))]
+        on_checked(checked)
+
     win = _Window(guard, hold if guard.checks_output else 0)
     wants_json = guard.active and guard.policy.output.validate_json and (
         (response_format or {}).get("type") in ("json_object", "json_schema"))
@@ -109,17 +129,18 @@ async def guard_stream(guard: RequestGuard, events: AsyncIterator[bytes], kind: 
                     continue
                 data = event[6:]
                 if data == b"[DONE]":
-                    tail = await win.release(final=True)
+                    checked, tail = await win.release(final=True)
                     if tail and last is not None:
                         out.append(_event(last, kind, tail))
                         answer.append(tail)
+                        sent(checked, tail, tail)
                     if wants_json:
                         guard.validate_json("".join(answer), response_format)
                     out.append(b"data: [DONE]\n\n")
                     continue
                 chunk = orjson.loads(data)
                 if "error" in chunk and "choices" not in chunk:
-                    tail = await win.release(final=True)
+                    _, tail = await win.release(final=True)
                     if tail and last is not None:
                         out.append(_event(last, kind, tail))
                     out.append(b"data: " + data + b"\n\n")
@@ -133,13 +154,15 @@ async def guard_stream(guard: RequestGuard, events: AsyncIterator[bytes], kind: 
                 finish = choice.get("finish_reason")
                 if text:
                     win.pending += text
-                released = await win.release(final=finish is not None)
+                checked, restored = await win.release(final=finish is not None)
+                released = restored
                 if limit is not None and win.sent + len(released) >= limit:
                     released = released[:max(0, limit - win.sent)]
                     choice, finish, win.pending = {**choice, "finish_reason": "length"}, "length", ""
                     chunk = {**chunk, "choices": [choice]}
                 win.sent += len(released)
                 answer.append(released)
+                sent(checked, restored, released)
                 last = chunk
                 other = kind == "chat" and any(k != "content" for k in (choice.get("delta") or {}))
                 if released or finish is not None or other or (text is None and not win.pending):

@@ -34,6 +34,8 @@ class ChatCompletionRequest(SamplingParams):
     top_logprobs: int | None = Field(None, ge=0, le=20)
     rag: RagOptions | None = None
     """llmp extension: answer from a knowledge base (never sent to a backend)."""
+    conversation_id: str | None = Field(None, min_length=1, max_length=64)
+    """Extension: a stored conversation whose history is prepended and which gets the new turns."""
 
     def upstream_body(self, served_model: str) -> dict[str, Any]:
         body = super().upstream_body(served_model)

@@ -37,7 +37,7 @@ class SamplingParams(StrictModel):
     guardrails: dict[str, Any] | None = None
     """Extension: overrides of the tenant's guardrail policy, where the policy allows them."""
 
-    EXTENSIONS: ClassVar[frozenset[str]] = frozenset({"guardrails"})
+    EXTENSIONS: ClassVar[frozenset[str]] = frozenset({"guardrails", "conversation_id"})
     """Fields the gateway consumes and never forwards to a backend."""
 
     @field_validator("stop")

@@ -151,3 +151,23 @@ def test_concurrent_streams(gateway_url: str, api_key: str) -> None:
     with concurrent.futures.ThreadPoolExecutor(6) as pool:
         results = list(pool.map(one, range(6)))
     assert all(t.rstrip().endswith("data: [DONE]") for t in results)
+
+
+def test_conversation_id_and_cached_stream(client: OpenAI, gateway_url: str, api_key: str) -> None:
+    conv = httpx.post(f"{gateway_url}/v1/conversations",
+                      headers={"authorization": f"Bearer {api_key}"}).json()["id"]
+    first = client.chat.completions.create(model=MODEL, messages=MSG, max_tokens=8, temperature=0,
+                                           extra_body={"conversation_id": conv})
+    stored = httpx.get(f"{gateway_url}/v1/conversations/{conv}",
+                       headers={"authorization": f"Bearer {api_key}"}).json()["messages"]
+    assert [m["role"] for m in stored] == ["user", "assistant"]
+    assert stored[1]["content"] == first.choices[0].message.content
+    msg = [{"role": "user", "content": "Name a colour."}]
+    live = list(client.chat.completions.create(model=MODEL, messages=msg, max_tokens=8,
+                                               temperature=0, stream=True))
+    raw = client.chat.completions.with_raw_response.create(
+        model=MODEL, messages=msg, max_tokens=8, temperature=0, stream=True)
+    assert raw.headers["x-cache"] == "hit"
+    replayed = list(raw.parse())
+    assert [c.choices[0].delta.content for c in replayed if c.choices] == [
+        c.choices[0].delta.content for c in live if c.choices]

@@ -1,5 +1,7 @@
 """What the Azure Functions host would index: every route, method and auth level."""
 
+from typing import Any
+
 import azure.functions as func
 
 from functions.blueprint import build_blueprint
@@ -17,6 +19,11 @@ EXPECTED = {
     "rag_list_kbs": ("v1/rag/kbs", ["GET"]),
     "rag_delete_kb": ("v1/rag/kbs/{kb}", ["DELETE"]),
     "rag_get_job": ("v1/rag/jobs/{job_id}", ["GET"]),
+    "create_conversation": ("v1/conversations", ["POST"]),
+    "list_conversations": ("v1/conversations", ["GET"]),
+    "export_conversations": ("v1/conversations/export", ["GET"]),
+    "get_conversation": ("v1/conversations/{id}", ["GET"]),
+    "delete_conversation": ("v1/conversations/{id}", ["DELETE"]),
     "health": ("health", ["GET"]),
     "ready": ("ready", ["GET"]),
     "metrics": ("metrics", ["GET"]),
@@ -34,9 +41,16 @@ def indexed(app: func.FunctionApp) -> dict[str, tuple[str, list[str], str]]:
     out = {}
     for f in app.get_functions():
         trigger = f.get_trigger()
+        if trigger.get_binding_name() != "httpTrigger":
+            continue
         out[f.get_function_name()] = (trigger.route, [str(m.value) for m in trigger.methods],
                                       str(trigger.auth_level.value))
     return out
+
+
+def timers_of(functions: list[Any]) -> dict[str, tuple[str, bool]]:
+    return {f.get_function_name(): (f.get_trigger().schedule, f.get_trigger().run_on_startup)
+            for f in functions if f.get_trigger().get_binding_name() == "timerTrigger"}
 
 
 def test_function_app_indexes_every_route() -> None:
@@ -47,10 +61,20 @@ def test_function_app_indexes_every_route() -> None:
                    for name, (route, methods) in EXPECTED.items()}
 
 
+def test_the_blueprint_registers_the_retention_timer() -> None:
+    app = func.FunctionApp()
+    app.register_functions(build_blueprint(Gateway()))
+    functions = app.get_functions()  # the SDK validates names on each call: once per app
+    assert timers_of(functions) == {"conversation_retention": ("0 17 * * * *", False)}
+    fn = next(f for f in functions if f.get_function_name() == "conversation_retention")
+    assert fn.get_user_function().__annotations__["timer"] is func.TimerRequest
+
+
 def test_handlers_take_the_fastapi_request_type() -> None:
     from azurefunctions.extensions.http.fastapi import Request
 
     app = func.FunctionApp()
     app.register_functions(build_blueprint(Gateway()))
     for f in app.get_functions():
-        assert f.get_user_function().__annotations__["req"] is Request
+        if f.get_trigger().get_binding_name() == "httpTrigger":
+            assert f.get_user_function().__annotations__["req"] is Request

@@ -163,3 +163,34 @@ def test_moderation_on_output(rails: Guardrails) -> None:
     masked = asyncio.run(check_completion(
         guard(rails, moderation={"categories": {"violence": "mask"}}), completion(bad), "chat", None))
     assert masked["choices"][0]["message"]["content"] == "[removed by content moderation]"
+
+
+MASKED = ("Thanks for asking. The customer is reachable by mail at <EMAIL_ADDRESS_1> and "
+          "everything else in the file looks in order, so the refund can go ahead this week.")
+
+
+@pytest.mark.parametrize("max_chars", [None, 70])
+def test_on_checked_gets_the_text_before_restoring(rails: Guardrails, max_chars: int | None) -> None:
+    """What history and the cache store: checked, placeholders kept; cut like the sent text."""
+    g = guard(rails, output={"max_chars": max_chars})
+    g.masker.placeholder("EMAIL_ADDRESS", "dana.white@contoso.com")
+    pieces: list[str] = []
+
+    async def collect() -> bytes:
+        return b"".join([b async for b in guard_stream(g, _events(sse(split3(MASKED))), "chat", 96,
+                                                       None, None, pieces.append)])
+
+    raw = asyncio.run(collect())
+    assert b"dana.white@contoso.com" in raw or max_chars is not None
+    stored = "".join(pieces)
+    assert "dana.white" not in stored
+    assert stored == (MASKED if max_chars is None else MASKED[:len(stored)])
+    if max_chars is not None:
+        assert len(stored) <= max_chars
+    whole: list[str] = []
+    body = {"choices": [{"index": 0, "message": {"role": "assistant", "content": MASKED},
+                         "finish_reason": "stop"}]}
+    out = asyncio.run(check_completion(g, body, "chat", None, whole.append))
+    sent = out["choices"][0]["message"]["content"]
+    assert "dana.white@contoso.com" in sent or max_chars is not None
+    assert whole == [MASKED[:max_chars] if max_chars else MASKED]
