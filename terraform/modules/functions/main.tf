@@ -8,19 +8,21 @@ locals {
   # Every setting the gateway reads in Azure. tests/deploy/test_settings_coverage.py checks this map
   # against the fields of the gateway's Settings classes and the ${VAR} references of the catalog.
   app_settings = {
-    PYTHON_ENABLE_INIT_INDEXING                       = "1"
-    APPLICATIONINSIGHTS_AUTHENTICATION_STRING         = "Authorization=AAD"
-    LLMP_ENVIRONMENT                                  = "azure"
-    LLMP_LOG_LEVEL                                    = var.log_level
-    DATABASE_URL                                      = local.kv["database-url"]
-    REDIS_URL                                         = local.kv["redis-url"]
-    LLMP_DB_POOL_MAX                                  = tostring(var.db_pool_max)
-    LLMP_MIGRATE_ON_START                             = "true"
-    LLMP_SMOLLM2_URL                                  = var.gguf_url
-    LLMP_VLLM_URL                                     = var.vllm_url
-    LLMP_VLLM_ENABLED                                 = "true"
-    LLMP_QDRANT_URL                                   = var.qdrant_url
-    LLMP_QDRANT_API_KEY                               = local.kv["qdrant-api-key"]
+    PYTHON_ENABLE_INIT_INDEXING               = "1"
+    APPLICATIONINSIGHTS_AUTHENTICATION_STRING = "Authorization=AAD"
+    LLMP_ENVIRONMENT                          = "azure"
+    LLMP_LOG_LEVEL                            = var.log_level
+    DATABASE_URL                              = local.kv["database-url"]
+    REDIS_URL                                 = local.kv["redis-url"]
+    LLMP_DB_POOL_MAX                          = tostring(var.db_pool_max)
+    LLMP_MIGRATE_ON_START                     = "true"
+    LLMP_SMOLLM2_URL                          = var.gguf_url
+    LLMP_VLLM_URL                             = var.vllm_url
+    LLMP_VLLM_ENABLED                         = "true"
+    LLMP_QDRANT_URL                           = var.qdrant_url
+    LLMP_QDRANT_API_KEY                       = local.kv["qdrant-api-key"]
+    # No queue trigger for large uploads yet: ingest every upload (up to the upload limit) in its request.
+    LLMP_RAG_SYNC_INGEST_MAX_BYTES                    = "33554432"
     LLMP_KEY_VAULT_URL                                = var.key_vault_uri
     LLMP_ENTRA_TENANT_ID                              = var.tenant_id
     LLMP_ENTRA_AUDIENCES                              = var.entra_audience
