@@ -46,7 +46,7 @@ class TenantRecord:
 
 
 UPDATABLE = ("allowed_models", "rpm_limit", "tpm_limit", "monthly_budget", "on_redis_down",
-             "entra_roles", "entra_groups")
+             "entra_roles", "entra_groups", "retention_days", "cache_policy")
 
 _SELECT = ("SELECT id, name, allowed_models, rpm_limit, tpm_limit, monthly_budget, on_redis_down,"
            " entra_roles, entra_groups, created_at FROM tenants")

@@ -8,6 +8,7 @@ import json
 from collections.abc import Awaitable, Callable
 from datetime import date
 from decimal import Decimal
+from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
@@ -100,12 +101,31 @@ def update(name: Annotated[str, typer.Argument(help="Tenant name.")], models: Mo
            rpm: Rpm = None, tpm: Tpm = None, budget: Budget = None,
            on_redis_down: RedisDown = None, entra_role: Roles = None,
            entra_group: Groups = None,
+           retention_days: Annotated[int | None, typer.Option(
+               min=1, help="Days conversations are kept (default LLMP_CONVERSATION_RETENTION_DAYS)."
+           )] = None,
+           cache_policy: Annotated[Path | None, typer.Option(
+               help="A JSON file with the response-cache policy (see docs/cache.md).")] = None,
            clear: Annotated[list[str] | None, typer.Option(
                help="Remove a restriction: models, rpm, tpm or budget (repeat).")] = None) -> None:
-    """Change a tenant's models, limits, budget or Entra mapping (options given replace values)."""
+    """Change a tenant's models, limits, budget, Entra mapping, conversation retention or cache
+    policy (options given replace values)."""
+    from psycopg.types.json import Jsonb
+    from pydantic import ValidationError
+
+    from functions.cache.policy import CachePolicy
     from functions.tenants import TenantStore
 
     fields = _fields(models, rpm, tpm, budget, on_redis_down, entra_role, entra_group, clear)
+    if retention_days is not None:
+        fields["retention_days"] = retention_days
+    if cache_policy is not None:
+        try:
+            parsed = CachePolicy.model_validate(json.loads(cache_policy.read_text()))
+        except (ValueError, ValidationError) as e:
+            typer.echo(f"invalid cache policy: {e}", err=True)
+            raise typer.Exit(2) from None
+        fields["cache_policy"] = Jsonb(parsed.model_dump(mode="json"))
     rec = _fail_on_llmp_error(lambda: run_db(lambda db: TenantStore(db).update(name, **fields)))
     _show(rec)
 

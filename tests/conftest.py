@@ -21,7 +21,7 @@ from functions.keys import KeyStore
 from functions.rag.settings import RagSettings
 from functions.settings import GatewaySettings
 from llmp_cli.local import LocalAzurite, LocalPostgres, LocalRedis, free_port
-from tests.support.servers import gguf_server_process, serve_asgi
+from tests.support.servers import gguf_server_process, serve_asgi, wait_ready
 
 
 @pytest.fixture(scope="session")
@@ -129,6 +129,7 @@ def rag_settings(tmp_path_factory: pytest.TempPathFactory) -> RagSettings:
 @pytest.fixture(scope="session")
 def gateway_url(gateway_settings: GatewaySettings, rag_settings: RagSettings) -> Iterator[str]:
     with serve_asgi(create_app(Gateway(gateway_settings, rag_settings=rag_settings))) as url:
+        wait_ready(url)  # Presidio/spaCy load in the background at start-up
         yield url
 
 

@@ -34,11 +34,25 @@ async def _check_redis(gw: Gateway) -> str:
     return "ok"
 
 
+async def _check_guardrails(gw: Gateway) -> str:
+    """Ready once Presidio/spaCy are loaded (the check starts the load if nothing has)."""
+    if not gw.guardrail_settings.enabled:
+        return "ok: off"
+    try:
+        await asyncio.wait_for(asyncio.shield(gw.guardrails.detectors.pii.load()), 0.05)
+    except TimeoutError:
+        return "loading"
+    except Exception as e:  # noqa: BLE001
+        return f"error: {type(e).__name__}"
+    return "ok"
+
+
 @endpoint
 async def ready(gw: Gateway, request: Request) -> Response:
-    db, redis = await asyncio.gather(_check_db(gw), _check_redis(gw))
-    checks = {"postgres": db, "redis": redis, "catalog": f"ok: {len(gw.catalog.models)} models"}
-    ok = db == "ok" and redis.startswith("ok")
+    db, redis, rails = await asyncio.gather(_check_db(gw), _check_redis(gw), _check_guardrails(gw))
+    checks = {"postgres": db, "redis": redis, "guardrails": rails,
+              "catalog": f"ok: {len(gw.catalog.models)} models"}
+    ok = db == "ok" and redis.startswith("ok") and rails.startswith("ok")
     return JSONResponse({"status": "ready" if ok else "not ready", "checks": checks},
                         status_code=200 if ok else 503)
 

@@ -66,3 +66,36 @@ def test_key_options_and_usage_report(gateway_url: str) -> None:
     assert "total cost" in text.output
     bad = runner.invoke(app, ["keys", "create", "--tenant", name, "--role", "root"])
     assert bad.exit_code != 0
+
+
+@pytest.mark.usefixtures("env")
+def test_update_retention_and_cache_policy(tmp_path: "pytest.TempPathFactory", postgres_url: str
+                                           ) -> None:
+    import asyncio
+    from pathlib import Path
+
+    from functions.db import Database
+
+    name = "cli-" + uuid.uuid4().hex[:6]
+    assert runner.invoke(app, ["tenants", "create", name]).exit_code == 0
+    policy = Path(str(tmp_path)) / "cache.json"
+    policy.write_text(json.dumps({"ttl_s": 120, "semantic": {"enabled": True, "threshold": 0.9}}))
+    out = runner.invoke(app, ["tenants", "update", name, "--retention-days", "7",
+                              "--cache-policy", str(policy)])
+    assert out.exit_code == 0, out.output
+
+    async def row() -> tuple[object, ...]:
+        db = Database(postgres_url, min_size=0, max_size=1)
+        async with db.connection() as conn:
+            cur = await conn.execute(
+                "SELECT retention_days, cache_policy FROM tenants WHERE name = %s", (name,))
+            got = await cur.fetchone()
+        await db.aclose()
+        assert got is not None
+        return tuple(got)
+
+    days, stored = asyncio.run(row())
+    assert days == 7 and stored["ttl_s"] == 120 and stored["semantic"]["threshold"] == 0.9  # type: ignore[index]
+    policy.write_text('{"ttl_s": -1}')
+    bad = runner.invoke(app, ["tenants", "update", name, "--cache-policy", str(policy)])
+    assert bad.exit_code == 2 and "invalid cache policy" in bad.output

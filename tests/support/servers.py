@@ -66,3 +66,17 @@ def wait_idle(gguf_url: str, within_s: float = 5.0) -> None:
     while httpx.get(f"{gguf_url}/health").json()["in_flight"]:
         assert time.monotonic() < deadline, "the GGUF server kept decoding for a gone client"
         time.sleep(0.05)
+
+
+def wait_ready(url: str, within_s: float = 60.0) -> None:
+    """Wait until the gateway's ``/ready`` answers 200 (its guardrail models are loaded)."""
+    deadline = time.monotonic() + within_s
+    while True:
+        try:
+            if httpx.get(f"{url}/ready", timeout=5).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{url} did not become ready")
+        time.sleep(0.1)

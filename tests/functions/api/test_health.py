@@ -1,3 +1,4 @@
+import time
 from pathlib import Path
 
 import httpx
@@ -17,6 +18,20 @@ def test_ready_checks_dependencies(gateway_url: str) -> None:
     body = httpx.get(f"{gateway_url}/ready").json()
     assert body["status"] == "ready"
     assert body["checks"]["postgres"] == "ok" and body["checks"]["redis"] == "ok"
+    assert body["checks"]["guardrails"] == "ok"
+
+
+def test_not_ready_until_the_guardrail_models_load(gateway_settings: GatewaySettings) -> None:
+    from functions.guardrails.settings import GuardrailSettings
+
+    gw = Gateway(gateway_settings, guardrail_settings=GuardrailSettings(spacy_model="/nonexistent"))
+    with serve_asgi(create_app(gw)) as url:
+        deadline = time.monotonic() + 30
+        while (checks := httpx.get(f"{url}/ready", timeout=10).json()["checks"])["guardrails"] \
+                == "loading" and time.monotonic() < deadline:
+            time.sleep(0.1)
+        r = httpx.get(f"{url}/ready", timeout=10)
+    assert r.status_code == 503 and checks["guardrails"].startswith("error")
 
 
 def test_not_ready_when_redis_and_postgres_are_down(dead_url: str, catalog_path: Path) -> None:
