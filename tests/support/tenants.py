@@ -99,3 +99,11 @@ def chat(url: str, tenant: Tenant, content: str | list[dict[str, Any]], *, strea
     text = "".join((ch.get("delta") or {}).get("content") or "" for c in chunks
                    for ch in c.get("choices") or [])
     return Reply(200, r.headers, text, None, chunks)
+
+
+def letter_tag(n: int = 10) -> str:
+    """A random tag of letters only, to make a prompt unique. Hex digits could form a run of digits
+    that the PII guardrail takes for an account number, and a request with findings is never cached."""
+    import uuid
+
+    return uuid.uuid4().hex[:n].translate(str.maketrans("0123456789", "ghijklmnop"))

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.support.tenants import Tenant, chat, make_tenant
+from tests.support.tenants import Tenant, chat, letter_tag, make_tenant
 
 
 @pytest.fixture(scope="module")
@@ -17,7 +16,7 @@ def tenant(postgres_url: str) -> Tenant:
 
 
 def unique(text: str = "What is the capital of France?") -> str:
-    return f"{text} [{uuid.uuid4().hex[:8]}]"
+    return f"{text} [{letter_tag()}]"
 
 
 def structure(chunks: list[dict[str, Any]]) -> list[tuple[Any, ...]]:

@@ -11,7 +11,7 @@ import pytest
 from redis.asyncio import Redis
 
 from functions.cache.semantic import Embedder, SemanticIndex, model_dir
-from tests.support.tenants import Tenant, chat, make_tenant
+from tests.support.tenants import Tenant, chat, letter_tag, make_tenant
 
 pytestmark = pytest.mark.slow  # loads torch and the model (a few seconds)
 
@@ -65,7 +65,7 @@ def semantic_tenant(postgres_url: str) -> Tenant:
 
 def test_a_paraphrase_is_a_hit_for_the_same_tenant_only(gateway_url: str, postgres_url: str,
                                                         semantic_tenant: Tenant) -> None:
-    system = {"role": "system", "content": f"Answer briefly. [{uuid.uuid4().hex[:8]}]"}
+    system = {"role": "system", "content": f"Answer briefly. [{letter_tag()}]"}
     first = chat(gateway_url, semantic_tenant, [system, {"role": "user", "content": Q1}])
     assert first.headers["x-cache"] == "miss"
     second = chat(gateway_url, semantic_tenant, [system, {"role": "user", "content": Q2}],
@@ -98,5 +98,5 @@ def test_only_single_turn_requests_without_findings(gateway_url: str,
 
 def test_semantic_off_by_default(gateway_url: str, postgres_url: str) -> None:
     t = make_tenant(postgres_url, "sem-off")
-    chat(gateway_url, t, f"{Q1} [{uuid.uuid4().hex[:6]}]")
-    assert chat(gateway_url, t, f"{Q2} [{uuid.uuid4().hex[:6]}]").headers["x-cache"] == "miss"
+    chat(gateway_url, t, f"{Q1} [{letter_tag()}]")
+    assert chat(gateway_url, t, f"{Q2} [{letter_tag()}]").headers["x-cache"] == "miss"

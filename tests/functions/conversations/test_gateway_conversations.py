@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import json
 import time
-import uuid
 from typing import Any
 
 import httpx
 import pytest
 
 from tests.support.servers import wait_idle
-from tests.support.tenants import Tenant, chat, make_tenant
+from tests.support.tenants import Tenant, chat, letter_tag, make_tenant
 
 EMAIL, EMAIL2 = "dana.white@contoso.com", "bob.stone@fabrikam.com"
 
@@ -135,7 +134,7 @@ def test_history_is_cut_to_the_context(gateway_url: str, alice: Tenant) -> None:
 
 
 def test_a_cached_answer_is_stored_in_the_conversation(gateway_url: str, alice: Tenant) -> None:
-    text = f"cached turn {uuid.uuid4().hex[:8]}"
+    text = f"cached turn {letter_tag()}"
     chat(gateway_url, alice, text)  # stored in the cache, no conversation
     conv = create(gateway_url, alice)["id"]
     r = chat(gateway_url, alice, text, conversation_id=conv, stream=True)
