@@ -14,6 +14,7 @@ attempt, is recorded on the row as an OpenAI-shaped error. The bytes are cleared
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import uuid
 from collections.abc import Callable
@@ -82,7 +83,8 @@ class QueuedJobs:
             policy = TextBase64EncodePolicy()  # what the Functions host expects (messageEncoding)
             if s.queue_connection_string:
                 self._queue = QueueClient.from_connection_string(
-                    s.queue_connection_string, s.queue_name, message_encode_policy=policy)
+                    s.queue_connection_string, s.queue_name, message_encode_policy=policy,
+                    retry_total=2)  # on the request path: fail (503) rather than wait a minute
             else:
                 from azure.identity.aio import DefaultAzureCredential
 
@@ -90,7 +92,8 @@ class QueuedJobs:
                     raise DependencyUnavailable("The ingestion queue is not configured.")
                 self._credential = DefaultAzureCredential()
                 self._queue = QueueClient(s.queue_account_url, s.queue_name,
-                                          credential=self._credential, message_encode_policy=policy)
+                                          credential=self._credential, message_encode_policy=policy,
+                                          retry_total=2)
         return self._queue
 
     async def _send(self, job_id: str) -> None:
@@ -102,13 +105,11 @@ class QueuedJobs:
             try:
                 await client.send_message(body)
             except ResourceNotFoundError:  # Azurite: the queue is created here; in Azure, Terraform
-                async with self._lock:
-                    from azure.core.exceptions import ResourceExistsError
+                from azure.core.exceptions import ResourceExistsError
 
-                    try:
+                async with self._lock:
+                    with contextlib.suppress(ResourceExistsError):
                         await client.create_queue()
-                    except ResourceExistsError:
-                        pass
                 await client.send_message(body)
         except AzureError as e:
             raise DependencyUnavailable("The ingestion queue is unavailable.") from e
@@ -167,7 +168,7 @@ class QueuedJobs:
         upload = Upload(tenant, kb, filename, bytes(data), media_type, doc_id, title)
         try:
             result = await self._run(upload)
-        except Exception as e:  # noqa: BLE001 - recorded on the row (or retried by the queue)
+        except Exception as e:
             status = e.status if isinstance(e, LlmpError) else 500
             if status == 503 and attempt < self.settings.job_max_attempts:
                 async with self._db().connection() as conn:

@@ -12,9 +12,9 @@ import functools
 import hashlib
 import re
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import PurePosixPath
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal
 
 from functions.errors import InvalidRequest, NotFound

@@ -11,6 +11,7 @@ from typing import Any
 import azure.functions as func
 import httpx
 import pytest
+from azure.functions.queue import QueueMessage
 from azure.storage.queue import QueueClient, TextBase64DecodePolicy
 
 from functions.asgi import create_app
@@ -42,7 +43,7 @@ def receive(conn: str, queue: str) -> list[func.QueueMessage]:
                                             message_decode_policy=TextBase64DecodePolicy()) as q:
         out = []
         for m in q.receive_messages(max_messages=32, visibility_timeout=60):
-            out.append(func.QueueMessage(id=m.id, body=m.content.encode(),
+            out.append(QueueMessage(id=m.id, body=m.content.encode(),
                                          dequeue_count=m.dequeue_count, pop_receipt=m.pop_receipt))
             q.delete_message(m)
         return out
