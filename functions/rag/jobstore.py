@@ -84,7 +84,7 @@ class QueuedJobs:
             if s.queue_connection_string:
                 self._queue = QueueClient.from_connection_string(
                     s.queue_connection_string, s.queue_name, message_encode_policy=policy,
-                    retry_total=2)  # on the request path: fail (503) rather than wait a minute
+                    retry_total=2)  # on the request path: 503 rather than a long wait
             else:
                 from azure.identity.aio import DefaultAzureCredential
 
@@ -93,7 +93,7 @@ class QueuedJobs:
                 self._credential = DefaultAzureCredential()
                 self._queue = QueueClient(s.queue_account_url, s.queue_name,
                                           credential=self._credential, message_encode_policy=policy,
-                                          retry_total=2)
+                                          retry_total=2)  # on the request path: 503 rather than a long wait
         return self._queue
 
     async def _send(self, job_id: str) -> None:
