@@ -286,4 +286,4 @@ class Gateway:
         from functions.rag.service import RagService
         from functions.rag.settings import RagSettings
 
-        return RagService(self._rag_settings or RagSettings())
+        return RagService(self._rag_settings or RagSettings(), db=lambda: self.db)

@@ -119,8 +119,8 @@ class LocalPostgres:
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
-def azurite_binary() -> Path:
-    path = REPO_ROOT / "node_modules" / ".bin" / "azurite-blob"
+def azurite_binary(service: str = "blob") -> Path:
+    path = REPO_ROOT / "node_modules" / ".bin" / f"azurite-{service}"
     if not path.exists():
         raise RuntimeError(f"Azurite is not installed at {path}: run `npm ci` (make install does)")
     return path
@@ -148,6 +148,42 @@ class LocalAzurite:
                                       cwd=self.workdir)
         wait_port("127.0.0.1", self.port, 30)
         log.info("local azurite ready", extra={"port": self.port})
+        return self.connection_string
+
+    def stop(self) -> None:
+        if self._proc is not None:
+            stop_process(self._proc)
+            self._proc = None
+
+
+def azurite_queue_connection_string(port: int, host: str = "127.0.0.1") -> str:
+    from models.blob_store import AZURITE_ACCOUNT, AZURITE_KEY
+
+    return (f"DefaultEndpointsProtocol=http;AccountName={AZURITE_ACCOUNT};AccountKey={AZURITE_KEY};"
+            f"QueueEndpoint=http://{host}:{port}/{AZURITE_ACCOUNT};")
+
+
+class LocalAzuriteQueue:
+    """Azurite's Queue service (``azurite-queue``) on a loopback port, in memory: the RAG job queue
+    of ``LLMP_RAG_JOBS=queue`` in tests."""
+
+    def __init__(self, workdir: Path, port: int | None = None) -> None:
+        self.workdir, self.port = workdir, port or free_port()
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def connection_string(self) -> str:
+        return azurite_queue_connection_string(self.port)
+
+    def start(self) -> str:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        argv = [str(azurite_binary("queue")), "--queueHost", "127.0.0.1", "--queuePort",
+                str(self.port), "--silent", "--disableTelemetry", "--skipApiVersionCheck", "--loose",
+                "--inMemoryPersistence"]
+        self._proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                      cwd=self.workdir)
+        wait_port("127.0.0.1", self.port, 30)
+        log.info("local azurite queue ready", extra={"port": self.port})
         return self.connection_string
 
     def stop(self) -> None:

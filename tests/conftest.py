@@ -20,7 +20,7 @@ from functions.gateway import Gateway
 from functions.keys import KeyStore
 from functions.rag.settings import RagSettings
 from functions.settings import GatewaySettings
-from llmp_cli.local import LocalAzurite, LocalPostgres, LocalRedis, free_port
+from llmp_cli.local import LocalAzurite, LocalAzuriteQueue, LocalPostgres, LocalRedis, free_port
 from tests.support.servers import gguf_server_process, serve_asgi, wait_ready
 
 
@@ -51,6 +51,14 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """Azurite's Blob service, in memory; yields its connection string."""
     a = LocalAzurite(tmp_path_factory.mktemp("azurite"), in_memory=True)
+    yield a.start()
+    a.stop()
+
+
+@pytest.fixture(scope="session")
+def azurite_queue(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Azurite's Queue service, in memory; yields its connection string."""
+    a = LocalAzuriteQueue(tmp_path_factory.mktemp("azurite-queue"))
     yield a.start()
     a.stop()
 

@@ -3,7 +3,8 @@
 ``POST /v1/rag/kbs/{kb}/documents?filename=NAME`` takes the file as the raw body (its media type
 in ``Content-Type``, or from the file name). Up to ``LLMP_RAG_SYNC_INGEST_MAX_BYTES`` it is ingested
 in the request (201 created or replaced, 200 unchanged); larger uploads, or ``?async=true``, are
-queued for the worker (202 with a job to poll at ``GET /v1/rag/jobs/{id}``).
+queued (202 with a job to poll at ``GET /v1/rag/jobs/{id}``): for the in-process worker, or in Azure
+(``LLMP_RAG_JOBS=queue``) in Postgres and on a Storage queue for the ``rag_ingest_job`` trigger.
 """
 
 from __future__ import annotations
@@ -54,9 +55,8 @@ async def upload_document(gw: Gateway, request: Request) -> Response:
     upload = Upload(tenant, kb, filename, data, media_type, doc_id or doc_id_from_filename(filename),
                     q.get("title") or None)
     if q.get("async", "").lower() in ("1", "true") or len(data) > rag.settings.sync_ingest_max_bytes:
-        job = rag.jobs.submit(upload)
-        return JSONResponse(job.public(), status_code=202,
-                            headers={"location": f"/v1/rag/jobs/{job.id}"})
+        job = await rag.jobs.submit(upload)
+        return JSONResponse(job, status_code=202, headers={"location": f"/v1/rag/jobs/{job['id']}"})
     result = await rag.ingest(upload.tenant, kb, filename, data, media_type, upload.doc_id,
                               upload.title)
     return JSONResponse(result.public(), status_code=200 if result.status == "unchanged" else 201)
@@ -101,7 +101,7 @@ async def delete_kb(gw: Gateway, request: Request) -> Response:
 async def get_job(gw: Gateway, request: Request) -> Response:
     tenant = await _tenant(gw, request)
     job_id = path_params(request, "/v1/rag/jobs/{job_id}")["job_id"]
-    return JSONResponse(gw.rag.jobs.get(tenant, job_id).public())
+    return JSONResponse(await gw.rag.jobs.get(tenant, job_id))
 
 
 class QueryRequest(StrictModel):

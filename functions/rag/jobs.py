@@ -2,8 +2,8 @@
 
 The HTTP handler answers 202 with the job id; ``GET /v1/rag/jobs/{id}`` polls it. Jobs live in the
 process that took them (``llmp serve`` runs one gateway process) and are forgotten ``ttl_s`` after
-they finish. In Azure the same :meth:`JobQueue.run_one` would be the body of a queue-triggered
-function (see ``docs/rag.md``).
+they finish. This is ``LLMP_RAG_JOBS=local`` (``make run``); in Azure (``LLMP_RAG_JOBS=queue``) jobs
+live in Postgres and run in a queue-triggered function: :mod:`functions.rag.jobstore`.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from functions.errors import NotFound, error_body
 
@@ -56,6 +56,16 @@ class Job:
 Runner = Callable[[Upload], Awaitable[dict[str, Any]]]
 
 
+class Jobs(Protocol):
+    """What the HTTP handlers use: both job backends answer with the same job JSON."""
+
+    async def submit(self, upload: Upload) -> dict[str, Any]: ...
+
+    async def get(self, tenant: str, job_id: str) -> dict[str, Any]: ...
+
+    async def aclose(self) -> None: ...
+
+
 class JobQueue:
     def __init__(self, run: Runner, ttl_s: float) -> None:
         self._run = run
@@ -64,7 +74,13 @@ class JobQueue:
         self._queue: asyncio.Queue[Job] | None = None
         self._worker: asyncio.Task[None] | None = None
 
-    def submit(self, upload: Upload) -> Job:
+    async def submit(self, upload: Upload) -> dict[str, Any]:
+        return self.submit_job(upload).public()
+
+    async def get(self, tenant: str, job_id: str) -> dict[str, Any]:
+        return self.get_job(tenant, job_id).public()
+
+    def submit_job(self, upload: Upload) -> Job:
         self._expire()
         job = Job("job-" + uuid.uuid4().hex, upload)
         self._jobs[job.id] = job
@@ -74,7 +90,7 @@ class JobQueue:
         self._queue.put_nowait(job)
         return job
 
-    def get(self, tenant: str, job_id: str) -> Job:
+    def get_job(self, tenant: str, job_id: str) -> Job:
         job = self._jobs.get(job_id)
         if job is None or job.upload.tenant != tenant:  # another tenant's job does not exist
             raise NotFound(f"No ingestion job '{job_id}'.", param="job_id")

@@ -12,18 +12,23 @@ import functools
 import hashlib
 import re
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import PurePosixPath
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from functions.errors import InvalidRequest, NotFound
 from functions.rag.chunking import Chunk, chunk_sections
 from functions.rag.embedder import Embedder, Reranker
-from functions.rag.jobs import JobQueue, Upload
+from functions.rag.jobs import JobQueue, Jobs, Upload
+from functions.rag.jobstore import QueuedJobs
 from functions.rag.parsing import parse
 from functions.rag.retrieval import Mode, Passage, RankParams, second_stage
 from functions.rag.settings import RagSettings
 from functions.rag.store import ChunkStore, StoredChunk, point_id
+
+if TYPE_CHECKING:
+    from functions.db import Database
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
@@ -55,9 +60,25 @@ class IngestResult:
 
 
 class RagService:
-    def __init__(self, settings: RagSettings) -> None:
+    def __init__(self, settings: RagSettings, db: Callable[[], Database] | None = None) -> None:
         self.settings = settings
-        self.jobs = JobQueue(self.ingest_upload, settings.job_ttl_s)
+        self._db = db
+
+    @functools.cached_property
+    def jobs(self) -> Jobs:
+        """Where 202 uploads go: the in-process worker, or Postgres and the Storage queue."""
+        return self.queued_jobs if self.settings.jobs == "queue" else self.local_jobs
+
+    @functools.cached_property
+    def local_jobs(self) -> JobQueue:
+        return JobQueue(self.ingest_upload, self.settings.job_ttl_s)
+
+    @functools.cached_property
+    def queued_jobs(self) -> QueuedJobs:
+        """The ``rag_jobs`` table and the queue; the ``rag_ingest_job`` trigger runs these jobs."""
+        if self._db is None:
+            raise RuntimeError("queued RAG jobs need the database (RagService(settings, db=...))")
+        return QueuedJobs(self._db, self.ingest_upload, self.settings)
 
     @functools.cached_property
     def embedder(self) -> Embedder:
@@ -170,7 +191,9 @@ class RagService:
                                        self.reranker)
 
     async def aclose(self) -> None:
-        await self.jobs.aclose()
+        for name in ("local_jobs", "queued_jobs"):
+            if name in self.__dict__:
+                await self.__dict__[name].aclose()
         if "store" in self.__dict__:
             await asyncio.to_thread(self.store.close)
 

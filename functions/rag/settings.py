@@ -57,6 +57,22 @@ class RagSettings(BaseSettings):
     sync_ingest_max_bytes: int = Field(512 * 1024, ge=0)
     """Uploads up to this size are ingested in the request; larger ones go to the worker (202)."""
     job_ttl_s: float = Field(3600.0, gt=0)
+    """Finished jobs are forgotten (local) or deleted from ``rag_jobs`` (queue) this long after."""
+    jobs: Literal["local", "queue"] = "local"
+    """``local``: an asyncio worker in the gateway process (``make run``). ``queue``: jobs in Postgres
+    (``rag_jobs``), their ids on an Azure Storage queue, run by the ``rag_ingest_job`` queue trigger."""
+    queue_account_url: str | None = Field(
+        None, validation_alias=AliasChoices("LLMP_RAG_QUEUE_ACCOUNT_URL",
+                                            "LLMP_RAG_QUEUE__queueServiceUri"))
+    """``https://ACCOUNT.queue.core.windows.net``, used with ``DefaultAzureCredential``. The trigger's
+    identity-based connection (``LLMP_RAG_QUEUE__queueServiceUri``) is read too, so Azure sets it once."""
+    queue_connection_string: str | None = None
+    """A connection string instead of the account URL (Azurite locally and in tests)."""
+    queue_name: str = "rag-ingest"
+    """Must be the trigger's queue (``functions.blueprint.RAG_INGEST_QUEUE``)."""
+    job_max_attempts: int = Field(5, ge=1)
+    """A job failing for a transient reason (503) is retried by the queue up to this many deliveries
+    (the host's ``maxDequeueCount``, 5 by default); then it is recorded as failed."""
 
     mode: Literal["hybrid", "dense"] = "hybrid"
 
@@ -64,4 +80,7 @@ class RagSettings(BaseSettings):
     def _overlap_below_size(self) -> RagSettings:
         if self.chunk_overlap_tokens >= self.chunk_tokens:
             raise ValueError("chunk_overlap_tokens must be smaller than chunk_tokens")
+        if self.jobs == "queue" and not (self.queue_account_url or self.queue_connection_string):
+            raise ValueError("LLMP_RAG_JOBS=queue needs LLMP_RAG_QUEUE_ACCOUNT_URL (or "
+                             "LLMP_RAG_QUEUE__queueServiceUri) or LLMP_RAG_QUEUE_CONNECTION_STRING")
         return self

@@ -70,6 +70,17 @@ def test_the_blueprint_registers_the_retention_timer() -> None:
     assert fn.get_user_function().__annotations__["timer"] is func.TimerRequest
 
 
+def test_the_blueprint_registers_the_rag_ingest_queue_trigger() -> None:
+    app = func.FunctionApp()
+    app.register_functions(build_blueprint(Gateway()))
+    functions = app.get_functions()
+    queues = {f.get_function_name(): (f.get_trigger().queue_name, f.get_trigger().connection)
+              for f in functions if f.get_trigger().get_binding_name() == "queueTrigger"}
+    assert queues == {"rag_ingest_job": ("rag-ingest", "LLMP_RAG_QUEUE")}
+    fn = next(f for f in functions if f.get_function_name() == "rag_ingest_job")
+    assert fn.get_user_function().__annotations__["msg"] is func.QueueMessage
+
+
 def test_handlers_take_the_fastapi_request_type() -> None:
     from azurefunctions.extensions.http.fastapi import Request
 

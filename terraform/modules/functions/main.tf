@@ -21,8 +21,10 @@ locals {
     LLMP_VLLM_ENABLED                         = "true"
     LLMP_QDRANT_URL                           = var.qdrant_url
     LLMP_QDRANT_API_KEY                       = local.kv["qdrant-api-key"]
-    # No queue trigger for large uploads yet: ingest every upload (up to the upload limit) in its request.
-    LLMP_RAG_SYNC_INGEST_MAX_BYTES                    = "33554432"
+    # Large uploads: jobs in Postgres, their ids on the rag-ingest queue, run by the rag_ingest_job trigger.
+    # One setting is the trigger's identity-based connection and the gateway's queue URL.
+    LLMP_RAG_JOBS                                     = "queue"
+    LLMP_RAG_QUEUE__queueServiceUri                   = var.storage_queue_endpoint
     LLMP_KEY_VAULT_URL                                = var.key_vault_uri
     LLMP_ENTRA_TENANT_ID                              = var.tenant_id
     LLMP_ENTRA_AUDIENCES                              = var.entra_audience
@@ -83,6 +85,13 @@ resource "azurerm_role_assignment" "runtime_storage" {
   ])
   scope                = var.storage_account_id
   role_definition_name = each.value
+  principal_id         = azurerm_function_app_flex_consumption.this.identity[0].principal_id
+}
+
+# Send (the upload handler) and receive (the rag_ingest_job trigger) on the rag-ingest queue.
+resource "azurerm_role_assignment" "rag_queue" {
+  scope                = var.rag_queue_id
+  role_definition_name = "Storage Queue Data Contributor"
   principal_id         = azurerm_function_app_flex_consumption.this.identity[0].principal_id
 }
 

@@ -58,6 +58,16 @@ variable "deployment_container" {
   type        = string
 }
 
+variable "storage_queue_endpoint" {
+  description = "Queue endpoint of the Function App's storage account (https://NAME.queue.core.windows.net/)."
+  type        = string
+}
+
+variable "rag_queue_id" {
+  description = "Resource Manager ID of the rag-ingest queue (large RAG uploads)."
+  type        = string
+}
+
 variable "application_insights_id" {
   description = "ID of Application Insights."
   type        = string

@@ -147,6 +147,7 @@ module "functions_storage" {
   replication_type           = var.storage_replication_type
   versioning_enabled         = false
   containers                 = ["deployments"]
+  queues                     = ["rag-ingest"] # large RAG uploads (the rag_ingest_job trigger)
   deployer_ip_ranges         = var.deployer_ip_ranges
   private_endpoint_subnet_id = module.network.subnet_ids.private_endpoints
   private_endpoint_subresources = {
@@ -189,6 +190,8 @@ module "functions" {
   storage_account_name                   = module.functions_storage.name
   storage_blob_endpoint                  = module.functions_storage.primary_blob_endpoint
   deployment_container                   = "deployments"
+  storage_queue_endpoint                 = module.functions_storage.primary_queue_endpoint
+  rag_queue_id                           = module.functions_storage.queue_ids["rag-ingest"]
   application_insights_id                = module.monitoring.application_insights_id
   application_insights_connection_string = module.monitoring.application_insights_connection_string
   key_vault_id                           = module.keyvault.id

@@ -58,6 +58,12 @@ resource "azurerm_storage_container" "this" {
   container_access_type = "private"
 }
 
+resource "azurerm_storage_queue" "this" {
+  for_each           = toset(var.queues)
+  name               = each.value
+  storage_account_id = azurerm_storage_account.this.id
+}
+
 resource "azurerm_private_endpoint" "this" {
   for_each            = var.private_endpoint_subresources
   name                = "pe-${var.name}-${each.key}"

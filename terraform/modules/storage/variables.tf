@@ -39,6 +39,12 @@ variable "containers" {
   type        = list(string)
 }
 
+variable "queues" {
+  description = "Storage queues to create."
+  type        = list(string)
+  default     = []
+}
+
 variable "deployer_ip_ranges" {
   description = "CIDRs allowed on the public endpoint (pipeline agents); empty disables public access."
   type        = list(string)
