@@ -21,7 +21,6 @@ from functions.errors import InvalidRequest, NotFound
 from functions.rag.chunking import Chunk, chunk_sections
 from functions.rag.embedder import Embedder, Reranker
 from functions.rag.jobs import JobQueue, Jobs, Upload
-from functions.rag.jobstore import QueuedJobs
 from functions.rag.parsing import parse
 from functions.rag.retrieval import Mode, Passage, RankParams, second_stage
 from functions.rag.settings import RagSettings
@@ -29,6 +28,7 @@ from functions.rag.store import ChunkStore, StoredChunk, point_id
 
 if TYPE_CHECKING:
     from functions.db import Database
+    from functions.rag.jobstore import QueuedJobs  # psycopg: not at Functions start-up
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
@@ -78,6 +78,8 @@ class RagService:
         """The ``rag_jobs`` table and the queue; the ``rag_ingest_job`` trigger runs these jobs."""
         if self._db is None:
             raise RuntimeError("queued RAG jobs need the database (RagService(settings, db=...))")
+        from functions.rag.jobstore import QueuedJobs
+
         return QueuedJobs(self._db, self.ingest_upload, self.settings)
 
     @functools.cached_property
