@@ -127,6 +127,9 @@ class Reservation:
     active: bool = False
     """False when nothing was charged (no limits, or Redis down and the tenant fails open)."""
     settled: bool = False
+    accounted: bool = False
+    """Set as soon as the real usage is handed to :meth:`Limiter.settle_soon`: the refund for a
+    failed request must not then overwrite it."""
     started: float = 0.0
     """``time.monotonic()`` at admission: the request's backend seconds are measured from it."""
 
@@ -157,6 +160,8 @@ class Limiter:
         self._reserve_script = redis.register_script(_RESERVE) if redis is not None else None
         self._settle_script = redis.register_script(_SETTLE) if redis is not None else None
         self._settling: set[asyncio.Task[None]] = set()
+        self._seeded: set[str] = set()
+        """Month spend counters this process has seen exist (checked once, before charging)."""
 
     async def reserve(self, principal: Principal, tenant: TenantRecord, tokens: int
                       ) -> Reservation:
@@ -169,10 +174,22 @@ class Limiter:
         if not limits and budget is None:
             return res
         try:
+            if budget is not None and res.spend_key not in self._seeded:
+                # Seed the month's spend before charging anything: a refusal then costs nothing.
+                assert self._redis is not None
+                if not await self._redis.exists(res.spend_key):
+                    await self._seed_spend(res.spend_key, budget, principal.tenant_id)
+                self._seeded.add(res.spend_key)
             reply = await self._run_reserve(limits, res.spend_key, budget, tokens)
             status, retry_us, missing, failing, *rest = (int(x) for x in reply)
-            if missing and budget is not None:
-                await self._seed_spend(res.spend_key, budget, principal.tenant_id)
+            if missing and budget is not None:  # Redis lost the counter since: seed it now and
+                try:                             # give the tokens back if that refuses
+                    await self._seed_spend(res.spend_key, budget, principal.tenant_id)
+                except BudgetExceeded:
+                    if status == 0:
+                        res.active = True
+                        await self.settle(res, 0, 0.0)
+                    raise
         except _REDIS_ERRORS as e:
             return self._redis_down(tenant, res, e)
         res.headers = _headers(limits, rest)
@@ -215,6 +232,7 @@ class Limiter:
 
     def settle_soon(self, res: Reservation, used_tokens: int, cost: float) -> None:
         """:meth:`settle` in the background, so that the answer does not wait for it."""
+        res.accounted = True
         if res.settled or not res.active:
             return
         task = asyncio.get_running_loop().create_task(self.settle(res, used_tokens, cost))

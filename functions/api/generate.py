@@ -16,7 +16,7 @@ from functions.api.common import endpoint, read_body
 from functions.api.quota import account, admit
 from functions.backends.base import Completion, Endpoint
 from functions.dispatch import StreamResult, Usage
-from functions.errors import LlmpError
+from functions.errors import LlmpError, as_llmp_error
 from functions.finish import Finish
 from functions.gateway import Gateway
 from functions.protocol.chat import ChatCompletionRequest
@@ -156,16 +156,21 @@ async def _generate(gw: Gateway, request: Request, endpoint_: Endpoint,
     backend, completion = await gw.dispatcher.complete(endpoint_, req)
     usage = Usage.from_body(completion.body)
     _log_usage(principal, req.model, backend.name, usage)
-    account(gw, request, reservation, principal, req.model, backend.name, usage)  # tenancy
     content, body_out = completion.content, completion.body
-    if guard.active:
-        from functions.guardrails.output import check_completion
+    try:
+        if guard.active:
+            from functions.guardrails.output import check_completion
 
-        body_out = await check_completion(guard, dict(completion.body), kind, _response_format(req),
-                                          finish.on_checked())
-        if body_out != completion.body:
-            content = orjson.dumps(body_out)
-    await finish.whole(body_out, completion.headers)
+            body_out = await check_completion(guard, dict(completion.body), kind,
+                                              _response_format(req), finish.on_checked())
+            if body_out != completion.body:
+                content = orjson.dumps(body_out)
+        await finish.whole(body_out, completion.headers)
+    except Exception as e:  # the model ran: its tokens count even if the answer is refused
+        account(gw, request, reservation, principal, req.model, backend.name, usage,
+                as_llmp_error(e))
+        raise
+    account(gw, request, reservation, principal, req.model, backend.name, usage)  # tenancy
     return Response(rag.body(Completion(content, body_out, completion.headers)),
                     media_type="application/json", headers={
         **completion.headers, "x-llmp-backend": backend.name, "x-cache": "miss"})

@@ -42,7 +42,11 @@ async def admit(gw: Gateway, request: Request, principal: Principal, req: Sampli
         add_response_headers(request, e.headers)
         raise
     add_response_headers(request, reservation.headers)
-    on_error(request, lambda: gw.limiter.settle(reservation, 0, 0.0))
+    async def refund() -> None:  # a request refused or failed before its usage was known
+        if not reservation.accounted:
+            await gw.limiter.settle(reservation, 0, 0.0)
+
+    on_error(request, refund)
     reservation.started = time.monotonic()
     return reservation
 
@@ -51,11 +55,17 @@ def account(gw: Gateway, request: Request, reservation: Reservation, principal: 
                   model: str, backend: str, usage: Usage | None,
                   error: LlmpError | None = None) -> None:
     """Settle the reservation with the real token count and queue the ledger row; neither waits
-    (both run in the background), so the answer is not delayed."""
+    (both run in the background), so the answer is not delayed.
+
+    A model answer whose usage never arrived (a stream the client left, or that a guardrail or
+    ``max_chars`` ended before the usage chunk) is charged what was reserved: never a free answer.
+    """
     from functions.spend import SpendEntry
 
     prompt = usage.prompt_tokens if usage else 0
     completion = usage.completion_tokens if usage else 0
+    if usage is None and backend != "cache":
+        completion = max(0, reservation.tokens)  # the estimate (prompt + max_tokens), as output
     seconds = time.monotonic() - reservation.started
     spec = gw.catalog.get(model)
     cost = spec.price.cost(prompt, completion, seconds) if spec and backend != "cache" else 0.0

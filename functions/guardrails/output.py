@@ -121,9 +121,11 @@ async def guard_stream(guard: RequestGuard, events: AsyncIterator[bytes], kind: 
     answer: list[str] = []
     limit = guard.policy.output.max_chars if guard.checks_output else None
     last: dict[str, Any] | None = None
+    out: list[bytes] = []
+    failed = False  # the backend sent an error event: the answer is incomplete, not invalid JSON
     try:
         async for raw in events:
-            out: list[bytes] = []
+            out = []
             for event in raw.split(b"\n\n"):
                 if not event.startswith(b"data: "):
                     continue
@@ -134,12 +136,13 @@ async def guard_stream(guard: RequestGuard, events: AsyncIterator[bytes], kind: 
                         out.append(_event(last, kind, tail))
                         answer.append(tail)
                         sent(checked, tail, tail)
-                    if wants_json:
+                    if wants_json and not failed:
                         guard.validate_json("".join(answer), response_format)
                     out.append(b"data: [DONE]\n\n")
                     continue
                 chunk = orjson.loads(data)
                 if "error" in chunk and "choices" not in chunk:
+                    failed = True
                     _, tail = await win.release(final=True)
                     if tail and last is not None:
                         out.append(_event(last, kind, tail))
@@ -177,7 +180,7 @@ async def guard_stream(guard: RequestGuard, events: AsyncIterator[bytes], kind: 
         err = as_llmp_error(e)
         if on_error is not None:
             on_error(err)
-        yield sse_error(err)
+        yield b"".join(out) + sse_error(err)  # what was checked and released before it, then the error
 
 
 def _event(chunk: dict[str, Any], kind: OutputKind, text: str) -> bytes:

@@ -156,3 +156,17 @@ def test_estimate_covers_prompt_and_answer() -> None:
 @pytest.mark.parametrize(("s", "text"), [(0.02, "20ms"), (1.5, "1.5s"), (360, "6m0s")])
 def test_reset_header_format(s: float, text: str) -> None:
     assert _duration(s) == text
+
+
+async def test_a_budget_refusal_while_seeding_charges_nothing(redis: Redis) -> None:
+    async def total(tenant_id: str) -> Decimal:
+        return Decimal("9")
+
+    limiter = Limiter(redis, total)
+    p, t = who(monthly_budget=Decimal("1"), rpm_limit=1)
+    with pytest.raises(BudgetExceeded):
+        await limiter.reserve(p, t, 10)  # seeded before charging: over the budget already
+    await redis.delete(month_key(p.tenant_id))
+    spent_ok = Limiter(redis, zero)  # the budget allows it now
+    res = await spent_ok.reserve(p, t, 10)  # the one request per minute was not used up above
+    assert res.active

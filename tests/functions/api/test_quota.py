@@ -184,3 +184,43 @@ def test_revoked_key_stops_within_the_cache_ttl(gateways: tuple[str, str],
         time.sleep(0.1)
     assert chat(gateways[1], key).status_code == 401
 
+
+
+def test_an_answer_refused_by_the_output_guardrails_is_still_charged(
+        gateways: tuple[str, str], postgres_url: str, redis_url: str) -> None:
+    """The model ran: its real usage is settled, and the refund for failed requests does not
+    overwrite it."""
+    tpm = 600
+    tenant, key = tenant_with_key(postgres_url, tpm_limit=tpm)
+    r = chat(gateways[0], key, model="mock-echo", max_tokens=4,
+             messages=[{"role": "user", "content": "not json"}],
+             response_format={"type": "json_object"})
+    assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_json_output"
+    deadline = time.monotonic() + 5
+    while not (rows := _ledger(postgres_url, str(tenant.tenant_id))):
+        assert time.monotonic() < deadline, "no ledger row"
+        time.sleep(0.1)
+    assert rows == [(5, 2)]  # mock-echo: 5 prompt tokens, one per 3 characters answered
+    assert _outstanding_tokens(redis_url, str(tenant.tenant_id), tpm) > 0  # not refunded to 0
+
+
+def test_a_stream_ended_before_its_usage_is_charged_the_reservation(
+        gateways: tuple[str, str], postgres_url: str) -> None:
+    """max_chars ends the stream before the backend's usage chunk: never a free answer."""
+    import psycopg
+
+    from functions.guardrails.policy import GuardrailPolicy
+
+    tenant, key = tenant_with_key(postgres_url, tpm_limit=100_000)
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute("UPDATE tenants SET guardrail_policy = %s WHERE id = %s",
+                     (GuardrailPolicy(output={"max_chars": 5}).model_dump_json(), tenant.tenant_id))
+    r = chat(gateways[1], key, model="mock-echo", max_tokens=50, stream=True,
+             messages=[{"role": "user", "content": "a fairly long answer that will be cut"}])
+    assert r.status_code == 200 and '"finish_reason":"length"' in r.text
+    deadline = time.monotonic() + 5
+    while not (rows := _ledger(postgres_url, str(tenant.tenant_id))):
+        assert time.monotonic() < deadline, "no ledger row"
+        time.sleep(0.1)
+    (prompt, completion), = rows
+    assert prompt == 0 and completion >= 50  # the reservation (prompt estimate + max_tokens)

@@ -194,3 +194,21 @@ def test_on_checked_gets_the_text_before_restoring(rails: Guardrails, max_chars:
     sent = out["choices"][0]["message"]["content"]
     assert "dana.white@contoso.com" in sent or max_chars is not None
     assert whole == [MASKED[:max_chars] if max_chars else MASKED]
+
+
+def test_a_backend_error_is_not_turned_into_a_json_error(rails: Guardrails) -> None:
+    items = sse(split3('{"a": 1,'))[:-3] + [
+        b'data: {"error": {"message": "backend exploded", "type": "server_error"}}\n\n',
+        b"data: [DONE]\n\n"]
+
+    async def collect() -> bytes:
+        return b"".join([b async for b in guard_stream(guard(rails), _events(items), "chat", 96,
+                                                       {"type": "json_object"})])
+
+    events = [e[6:] for e in asyncio.run(collect()).split(b"\n\n") if e.startswith(b"data: ")]
+    assert events[-1] == b"[DONE]"
+    errors = [orjson.loads(e)["error"] for e in events[:-1] if b'"error"' in e]
+    assert [e["message"] for e in errors] == ["backend exploded"]
+    text = "".join(orjson.loads(e)["choices"][0]["delta"].get("content") or ""
+                   for e in events[:-1] if b'"choices"' in e)
+    assert text == '{"a": 1,'  # what arrived before the error is still sent
