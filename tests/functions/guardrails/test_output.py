@@ -197,9 +197,9 @@ def test_on_checked_gets_the_text_before_restoring(rails: Guardrails, max_chars:
 
 
 def test_a_backend_error_is_not_turned_into_a_json_error(rails: Guardrails) -> None:
-    items = sse(split3('{"a": 1,'))[:-3] + [
-        b'data: {"error": {"message": "backend exploded", "type": "server_error"}}\n\n',
-        b"data: [DONE]\n\n"]
+    items = [*sse(split3('{"a": 1,'))[:-3],
+             b'data: {"error": {"message": "backend exploded", "type": "server_error"}}\n\n',
+             b"data: [DONE]\n\n"]
 
     async def collect() -> bytes:
         return b"".join([b async for b in guard_stream(guard(rails), _events(items), "chat", 96,
