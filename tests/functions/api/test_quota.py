@@ -190,7 +190,7 @@ def test_an_answer_refused_by_the_output_guardrails_is_still_charged(
         gateways: tuple[str, str], postgres_url: str, redis_url: str) -> None:
     """The model ran: its real usage is settled, and the refund for failed requests does not
     overwrite it."""
-    tpm = 600
+    tpm = 60  # one token a second comes back: the 7 charged are still outstanding when checked
     tenant, key = tenant_with_key(postgres_url, tpm_limit=tpm)
     r = chat(gateways[0], key, model="mock-echo", max_tokens=4,
              messages=[{"role": "user", "content": "not json"}],
@@ -201,7 +201,8 @@ def test_an_answer_refused_by_the_output_guardrails_is_still_charged(
         assert time.monotonic() < deadline, "no ledger row"
         time.sleep(0.1)
     assert rows == [(5, 2)]  # mock-echo: 5 prompt tokens, one per 3 characters answered
-    assert _outstanding_tokens(redis_url, str(tenant.tenant_id), tpm) > 0  # not refunded to 0
+    # refunded, the tenant's token bucket would be back to empty at once
+    assert _outstanding_tokens(redis_url, str(tenant.tenant_id), tpm) > 0.5
 
 
 def test_a_stream_ended_before_its_usage_is_charged_the_reservation(
