@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
-from llmp_cli.local import database_url
+from llmp_cli.tenants import run_db
 
 app = typer.Typer(no_args_is_help=True, help="Show and set tenants' guardrail policies.")
 
@@ -25,22 +24,16 @@ def defaults() -> None:
 @app.command("show")
 def show(tenant: Annotated[str, typer.Option(help="Tenant name.")]) -> None:
     """Print the tenant's effective policy (JSON)."""
-    from functions.db import Database
     from functions.guardrails.policies import parse_policy
 
-    async def run(url: str) -> str | None:
-        db = Database(url, min_size=0, max_size=1)
-        try:
-            async with db.connection() as conn:
-                cur = await conn.execute("SELECT guardrail_policy FROM tenants WHERE name = %s",
-                                         (tenant,))
-                row = await cur.fetchone()
-        finally:
-            await db.aclose()
+    async def run(db: Any) -> str | None:
+        async with db.connection() as conn:
+            cur = await conn.execute("SELECT guardrail_policy FROM tenants WHERE name = %s",
+                                     (tenant,))
+            row = await cur.fetchone()
         return None if row is None else parse_policy(row[0]).model_dump_json(indent=2)
 
-    with database_url() as url:
-        out = asyncio.run(run(url))
+    out = run_db(run)
     if out is None:
         typer.echo(f"no tenant named {tenant!r}", err=True)
         raise typer.Exit(1)
@@ -57,7 +50,6 @@ def set_policy(
     """Store a tenant's policy; gateways pick it up within LLMP_GUARDRAILS_POLICY_CACHE_TTL_S."""
     from pydantic import ValidationError
 
-    from functions.db import Database
     from functions.guardrails.policies import PolicyStore
     from functions.guardrails.policy import GuardrailPolicy
 
@@ -72,15 +64,7 @@ def set_policy(
             typer.echo(f"invalid policy: {e}", err=True)
             raise typer.Exit(2) from None
 
-    async def run(url: str) -> bool:
-        db = Database(url, min_size=0, max_size=1)
-        try:
-            return await PolicyStore(db, 0).set(tenant, parsed)
-        finally:
-            await db.aclose()
-
-    with database_url() as url:
-        if not asyncio.run(run(url)):
-            typer.echo(f"no tenant named {tenant!r}", err=True)
-            raise typer.Exit(1)
+    if not run_db(lambda db: PolicyStore(db, 0).set(tenant, parsed)):
+        typer.echo(f"no tenant named {tenant!r}", err=True)
+        raise typer.Exit(1)
     typer.echo(f"guardrail policy of {tenant} {'reset' if reset else 'updated'}")

@@ -103,7 +103,7 @@ async def revoke_key(gw: Gateway, request: Request) -> Response:
 @endpoint
 async def admin_usage(gw: Gateway, request: Request) -> Response:
     await _admin(gw, request)
-    q = UsageQuery.parse(dict(request.query_params), allow_tenant=True)
+    q = UsageQuery.from_query(dict(request.query_params), allow_tenant=True)
     if q.tenant is None:
         return JSONResponse(await usage_body(gw, q, None, None))
     try:

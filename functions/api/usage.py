@@ -28,5 +28,5 @@ async def get_usage(gw: Gateway, request: Request) -> Response:
     principal = await gw.authenticator.authenticate(request.headers.get("authorization"))
     if not principal.tenant_id:
         raise PermissionDenied("This identity is not mapped to a tenant.")
-    q = UsageQuery.parse(dict(request.query_params), allow_tenant=False)
+    q = UsageQuery.from_query(dict(request.query_params), allow_tenant=False)
     return JSONResponse(await usage_body(gw, q, principal.tenant_id, principal.tenant))

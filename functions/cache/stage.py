@@ -60,7 +60,7 @@ class ResponseCache:
         turn = CacheTurn(self, tenant_id, endpoint, req, guard)
         if self.redis is None or not self.settings.enabled or not _cacheable(req, guard):
             return turn
-        policy = await self.policies.get(tenant_id)
+        policy = await self.policies.get_or_none(tenant_id)
         if policy is None or not policy.enabled:
             return turn
         if not (policy.nondeterministic or req.temperature == 0 or req.seed is not None):

@@ -6,7 +6,6 @@ from datetime import date
 from decimal import Decimal
 from typing import Any, Literal, Self
 
-import orjson
 from pydantic import Field, ValidationError, model_validator
 
 from functions.errors import InvalidRequest
@@ -16,16 +15,8 @@ from functions.protocol.common import StrictModel, invalid_request_from
 class _Body(StrictModel):
     @classmethod
     def parse(cls, raw: bytes) -> Self:
-        try:
-            data: Any = orjson.loads(raw or b"{}")
-        except orjson.JSONDecodeError as e:
-            raise InvalidRequest(f"The request body is not valid JSON: {e}") from None
-        if not isinstance(data, dict):
-            raise InvalidRequest("The request body must be a JSON object.")
-        try:
-            return cls.model_validate(data)
-        except ValidationError as e:
-            raise invalid_request_from(e) from None
+        """As every request body, but an empty body is an empty object."""
+        return super().parse(raw or b"{}")
 
 
 class TenantFields(_Body):
@@ -68,7 +59,7 @@ class UsageQuery(StrictModel):
         return self
 
     @classmethod
-    def parse(cls, params: dict[str, str], *, allow_tenant: bool) -> UsageQuery:
+    def from_query(cls, params: dict[str, str], *, allow_tenant: bool) -> UsageQuery:
         if not allow_tenant and "tenant" in params:
             raise InvalidRequest("Unrecognized query parameter: tenant (a key sees its own "
                                  "tenant's usage only).", param="tenant", code="unknown_parameter")

@@ -13,6 +13,20 @@ from functions.errors import InvalidRequest
 class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    @classmethod
+    def parse(cls, raw: bytes) -> Self:
+        """Parse a JSON body; any problem becomes :class:`InvalidRequest` naming the parameter."""
+        try:
+            data: Any = orjson.loads(raw)
+        except orjson.JSONDecodeError as e:
+            raise InvalidRequest(f"The request body is not valid JSON: {e}") from None
+        if not isinstance(data, dict):
+            raise InvalidRequest("The request body must be a JSON object.")
+        try:
+            return cls.model_validate(data)
+        except ValidationError as e:
+            raise invalid_request_from(e) from None
+
 
 class StreamOptions(StrictModel):
     include_usage: bool = False
@@ -46,20 +60,6 @@ class SamplingParams(StrictModel):
         if isinstance(v, list) and len(v) > 4:
             raise ValueError("at most 4 stop sequences are allowed")
         return v
-
-    @classmethod
-    def parse(cls, raw: bytes) -> Self:
-        """Parse a JSON body; any problem becomes :class:`InvalidRequest` naming the parameter."""
-        try:
-            data: Any = orjson.loads(raw)
-        except orjson.JSONDecodeError as e:
-            raise InvalidRequest(f"The request body is not valid JSON: {e}") from None
-        if not isinstance(data, dict):
-            raise InvalidRequest("The request body must be a JSON object.")
-        try:
-            return cls.model_validate(data)
-        except ValidationError as e:
-            raise invalid_request_from(e) from None
 
     def upstream_body(self, served_model: str) -> dict[str, Any]:
         """The body sent to a backend: the same request, naming the backend's model, always

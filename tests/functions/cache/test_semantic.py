@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from redis.asyncio import Redis
 
-from functions.cache.semantic import Embedder, SemanticIndex, model_dir
+from functions.cache.semantic import MODEL, Embedder, SemanticIndex
 from tests.support.tenants import Tenant, chat, letter_tag, make_tenant
 
 pytestmark = pytest.mark.slow  # loads torch and the model (a few seconds)
@@ -33,7 +33,9 @@ async def redis(redis_url: str) -> AsyncIterator[Redis]:
 
 
 def test_the_model_ships_in_a_package() -> None:
-    assert (model_dir() / "model.safetensors").is_file()
+    from functions.rag.embedder import resolve_model_dir
+
+    assert (resolve_model_dir(MODEL) / "model.safetensors").is_file()
 
 
 async def test_similar_questions_are_close(embedder: Embedder) -> None:
