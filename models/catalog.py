@@ -18,7 +18,9 @@ from pydantic import BaseModel, ConfigDict, Field, HttpUrl, ValidationError, fie
 
 DEFAULT_CATALOG = Path(__file__).with_name("catalog.yaml")
 
-Tier = Literal["gguf", "vllm"]
+Tier = Literal["gguf", "vllm", "embedding"]
+
+Capability = Literal["chat", "completions", "tools", "json_schema", "logprobs", "embeddings"]
 
 _ENV_REF = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>[^}]*))?\}")
 
@@ -62,6 +64,34 @@ class GGUFSpec(_Frozen):
     slots: int = Field(4, ge=1, le=64)
 
 
+class Capabilities(_Frozen):
+    """What a model's servers really serve; the gateway refuses a request needing anything else
+    (400 naming the parameter) before it reaches a backend. Defaults follow the tier."""
+
+    chat: bool = True
+    completions: bool = True
+    tools: bool = True
+    json_schema: bool = True
+    """``response_format`` ``json_object`` and ``json_schema`` (enforced while decoding)."""
+    logprobs: bool = True
+    embeddings: bool = False
+    max_n: int = Field(1, ge=1, le=128)
+    """Choices per request (``n``)."""
+    embedding_dimensions: int | None = Field(None, ge=1)
+    """Length of an embedding vector (embedding models)."""
+
+    def has(self, name: Capability) -> bool:
+        return bool(getattr(self, name))
+
+
+TIER_CAPABILITIES: Mapping[Tier, Capabilities] = {
+    "gguf": Capabilities(),
+    "vllm": Capabilities(max_n=16),
+    "embedding": Capabilities(chat=False, completions=False, tools=False, json_schema=False,
+                              logprobs=False, embeddings=True),
+}
+
+
 class ModelSpec(_Frozen):
     alias: str = Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]*$")
     description: str = ""
@@ -70,9 +100,15 @@ class ModelSpec(_Frozen):
     price: Price = Price()
     backends: tuple[BackendSpec, ...] = Field(min_length=1)
     gguf: GGUFSpec | None = None
+    capabilities: Capabilities | None = None
+    """Left out: the tier's defaults (:data:`TIER_CAPABILITIES`); given: replaces them whole."""
     enabled: bool = True
     """``false`` leaves the model out of the catalog (e.g. ``${LLMP_VLLM_ENABLED:-false}`` for a
     tier that exists only in Azure)."""
+
+    @property
+    def caps(self) -> Capabilities:
+        return self.capabilities or TIER_CAPABILITIES[self.tier]
 
     @field_validator("backends")
     @classmethod

@@ -82,3 +82,17 @@ models:
 """
     assert [m.alias for m in parse_catalog(text, {}).models] == ["a"]
     assert [m.alias for m in parse_catalog(text, {"B_ON": "true"}).models] == ["a", "b"]
+
+
+def test_capabilities_default_to_the_tier_and_can_be_given() -> None:
+    spec = parse_catalog(MINIMAL, {}).models[0]
+    assert spec.caps.tools and spec.caps.json_schema and not spec.caps.embeddings
+    text = MINIMAL + "    capabilities: {tools: false, max_n: 4}\n"
+    caps = parse_catalog(text, {}).models[0].caps
+    assert not caps.has("tools") and caps.has("chat") and caps.max_n == 4
+
+
+def test_embedding_tier_serves_embeddings_only() -> None:
+    text = MINIMAL.replace("tier: gguf", "tier: embedding")
+    caps = parse_catalog(text, {}).models[0].caps
+    assert caps.embeddings and not caps.chat and not caps.tools
