@@ -20,7 +20,8 @@ DEFAULT_CATALOG = Path(__file__).with_name("catalog.yaml")
 
 Tier = Literal["gguf", "vllm", "embedding"]
 
-Capability = Literal["chat", "completions", "tools", "json_schema", "logprobs", "embeddings"]
+Capability = Literal["chat", "completions", "tools", "json_schema", "logprobs", "embeddings",
+                     "echo", "suffix", "token_input", "vision", "audio_input"]
 
 _ENV_REF = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>[^}]*))?\}")
 
@@ -75,6 +76,15 @@ class Capabilities(_Frozen):
     """``response_format`` ``json_object`` and ``json_schema`` (enforced while decoding)."""
     logprobs: bool = True
     embeddings: bool = False
+    echo: bool = False
+    """``/v1/completions`` ``echo`` (the prompt repeated before the answer)."""
+    suffix: bool = False
+    """``/v1/completions`` ``suffix`` (fill in the middle)."""
+    token_input: bool = False
+    """Prompts or inputs given as token ids of the model's tokenizer."""
+    vision: bool = False
+    """Image and file content parts."""
+    audio_input: bool = False
     max_n: int = Field(1, ge=1, le=128)
     """Choices per request (``n``)."""
     embedding_dimensions: int | None = Field(None, ge=1)
@@ -86,9 +96,9 @@ class Capabilities(_Frozen):
 
 TIER_CAPABILITIES: Mapping[Tier, Capabilities] = {
     "gguf": Capabilities(),
-    "vllm": Capabilities(max_n=16),
+    "vllm": Capabilities(max_n=16, echo=True, token_input=True),
     "embedding": Capabilities(chat=False, completions=False, tools=False, json_schema=False,
-                              logprobs=False, embeddings=True),
+                              logprobs=False, embeddings=True, token_input=True),
 }
 
 
@@ -106,9 +116,14 @@ class ModelSpec(_Frozen):
     """``false`` leaves the model out of the catalog (e.g. ``${LLMP_VLLM_ENABLED:-false}`` for a
     tier that exists only in Azure)."""
 
-    @property
+    @cached_property
     def caps(self) -> Capabilities:
-        return self.capabilities or TIER_CAPABILITIES[self.tier]
+        if self.capabilities is not None:
+            return self.capabilities
+        default = TIER_CAPABILITIES[self.tier]
+        if self.gguf is not None:  # a GGUF server decodes at most one choice per slot
+            return default.model_copy(update={"max_n": self.gguf.slots})
+        return default
 
     @field_validator("backends")
     @classmethod

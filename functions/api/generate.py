@@ -1,10 +1,15 @@
-"""``POST /v1/chat/completions`` and ``POST /v1/completions``: authenticate, parse, input guardrails,
-conversation history, cache lookup, dispatch, output guardrails, and either pass the whole answer on
-or stream it event by event; the finish stage stores it in the cache and the conversation."""
+"""``POST /v1/chat/completions`` and ``POST /v1/completions``: the pipeline of one generation request.
+
+:meth:`RequestContext.open` authenticates, parses, checks the model's capabilities and admits the
+request (limits reserved); then the input guardrails, conversation history, retrieval, the cache
+lookup, dispatch and the output guardrails run, and the answer is passed on whole or streamed event
+by event; the finish stage stores it in the cache and the conversation. However the request ends,
+:meth:`RequestContext.settle` charges it, once: in :func:`_generate`'s handler for whole answers and
+errors, in the response's close for streams.
+"""
 
 from __future__ import annotations
 
-import logging
 from collections.abc import AsyncIterator, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
@@ -12,11 +17,11 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
-from functions.api.common import endpoint, read_body
-from functions.api.quota import account, admit
+from functions.api.common import endpoint
+from functions.api.context import RequestContext
 from functions.backends.base import Completion, Endpoint
 from functions.dispatch import StreamResult, Usage
-from functions.errors import LlmpError, as_llmp_error
+from functions.errors import LlmpError
 from functions.finish import Finish
 from functions.gateway import Gateway
 from functions.protocol.chat import ChatCompletionRequest
@@ -30,71 +35,59 @@ if TYPE_CHECKING:
     from functions.cache.entry import Answer
     from functions.conversations.history import History
     from functions.guardrails.engine import OutputKind, RequestGuard
-    from functions.limits import Reservation
-
-log = logging.getLogger("llmp.usage")
 
 R = TypeVar("R", bound=SamplingParams)
 SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
 
 
-def _log_usage(principal: Principal, model: str, backend: str, usage: Usage | None,
-               error: LlmpError | None = None) -> None:
-    """One structured line per answer: who used which model for how many tokens (no content)."""
-    log.info("usage", extra={
-        "tenant": principal.tenant, "key_id": principal.key_id, "model": model, "backend": backend,
-        "prompt_tokens": usage.prompt_tokens if usage else None,
-        "completion_tokens": usage.completion_tokens if usage else None,
-        "error": type(error).__name__ if error else None})
-
-
-async def _guard(gw: Gateway, request: Request, principal: Principal,
-                 req: SamplingParams) -> RequestGuard:
+async def _guard(ctx: RequestContext[Any]) -> RequestGuard:
     from functions.guardrails.policy import GuardrailPolicy
 
+    gw, req = ctx.gw, ctx.req
     if gw.guardrail_settings.enabled:
-        policy = (await gw.policies.get(principal.tenant_id)).resolve(req.model, req.guardrails)
+        policy = (await gw.policies.get(ctx.principal.tenant_id)).resolve(req.model, req.guardrails)
     else:
         policy = GuardrailPolicy(enabled=False)
-    return gw.guardrails.begin(policy, tenant_id=principal.tenant_id, model=req.model,
-                               request_id=getattr(request.state, "request_id", ""))
+    return gw.guardrails.begin(policy, tenant_id=ctx.principal.tenant_id, model=req.model,
+                               request_id=ctx.request_id)
 
 
 def _response_format(req: SamplingParams) -> dict[str, Any] | None:
-    return req.response_format if isinstance(req, ChatCompletionRequest) else None
+    if isinstance(req, ChatCompletionRequest) and req.response_format is not None:
+        return req.response_format.model_dump(exclude_none=True)
+    return None
 
 
-async def _history(gw: Gateway, principal: Principal, req: SamplingParams,
-                   guard: RequestGuard) -> History | None:
+async def _history(ctx: RequestContext[Any], guard: RequestGuard) -> History | None:
     """Stage 4, before the input is masked: new placeholders are numbered after the history's."""
+    req = ctx.req
     if not isinstance(req, ChatCompletionRequest) or req.conversation_id is None:
         return None
     from functions.conversations.history import History
 
-    history = await History.load(gw.conversations, gw.metrics, principal.tenant_id,
+    gw = ctx.gw
+    history = await History.load(gw.conversations, gw.metrics, ctx.principal.tenant_id,
                                  req.conversation_id, gw.conversation_settings.max_messages)
     history.reserve(guard.masker)
     return history
 
 
-def _with_history(gw: Gateway, req: R, history: History | None) -> R:
+def _with_history(ctx: RequestContext[Any], req: R, history: History | None) -> R:
     if history is None or not isinstance(req, ChatCompletionRequest):
         return req
-    context = gw.dispatcher.model(req.model).context_length
-    return cast(R, history.apply(req, context, gw.conversation_settings.reserve_tokens))
+    return cast(R, history.apply(req, ctx.spec.context_length,
+                                 ctx.gw.conversation_settings.reserve_tokens))
 
 
-async def _replay(gw: Gateway, request: Request, reservation: Reservation, principal: Principal,
-                  req: SamplingParams, answer: Answer, finish: Finish, rag: Citations,
+async def _replay(ctx: RequestContext[Any], answer: Answer, finish: Finish, rag: Citations,
                   how: str) -> Response:
     """A cache hit, sent like a live answer (a stream when the request streams). No model ran:
     the token reservation is returned and the ledger records the hit at no cost."""
     from functions.cache.entry import replay_body, replay_events
 
+    req = ctx.req
     finish.replayed(answer)
-    usage = Usage.from_body({"usage": answer.usage})
-    _log_usage(principal, req.model, "cache", usage)
-    account(gw, request, reservation, principal, req.model, "cache", Usage())
+    ctx.answered("cache", Usage())
     headers = {"x-cache": "hit", "x-llmp-cache": how, "x-llmp-backend": "cache",
                **({"x-llmp-model-version": answer.version} if answer.version else {})}
     if req.stream:
@@ -112,68 +105,83 @@ async def _once(data: bytes) -> AsyncIterator[bytes]:
     yield data
 
 
-async def _generate(gw: Gateway, request: Request, endpoint_: Endpoint,
-                    model: type[SamplingParams], kind: OutputKind) -> Response:
-    principal = await gw.authenticator.authenticate(request.headers.get("authorization"))
-    req = model.parse(await read_body(request, gw.settings.max_body_bytes))
-    reservation = await admit(gw, request, principal, req)  # tenancy: models, limits, budget
-    guard = await _guard(gw, request, principal, req)
-    history = await _history(gw, principal, req, guard)
+async def _stream(ctx: RequestContext[Any], endpoint_: Endpoint, kind: OutputKind,
+                  guard: RequestGuard, finish: Finish, rag: Citations) -> Response:
+    req, gw = ctx.req, ctx.gw
+    backend, body, result = await gw.dispatcher.stream(endpoint_, req)
+    ctx.answered(backend.name, None)  # a model runs: from here on it is charged
+    fmt = _response_format(req)
+    if guard.transforms_output or (guard.active and fmt):
+        from functions.guardrails.output import guard_stream
+
+        def failed(e: LlmpError) -> None:
+            result.error = e
+
+        body = guard_stream(guard, body, kind, gw.guardrails.holdback_chars, fmt, failed,
+                            finish.on_checked())
+    body = finish.stream(body, result)
+
+    async def close() -> None:
+        await result.close()
+        ctx.usage, ctx.error = result.usage, ctx.error or result.error
+        ctx.settle()
+
+    return ClosingStreamingResponse(rag.stream(body), on_close=close, headers={
+        **SSE_HEADERS, **result.headers, "x-llmp-backend": backend.name, "x-cache": "miss"})
+
+
+async def _complete(ctx: RequestContext[Any], endpoint_: Endpoint, kind: OutputKind,
+                    guard: RequestGuard, finish: Finish, rag: Citations) -> Response:
+    backend, completion = await ctx.gw.dispatcher.complete(endpoint_, ctx.req)
+    ctx.answered(backend.name, Usage.from_body(completion.body))
+    content, body_out = completion.content, completion.body
+    if guard.active:  # the model ran: its tokens count even if the answer is refused here
+        from functions.guardrails.output import check_completion
+
+        body_out = await check_completion(guard, dict(completion.body), kind,
+                                          _response_format(ctx.req), finish.on_checked())
+        if body_out != completion.body:
+            content = orjson.dumps(body_out)
+    await finish.whole(body_out, completion.headers)
+    return Response(rag.body(Completion(content, body_out, completion.headers)),
+                    media_type="application/json", headers={
+        **completion.headers, "x-llmp-backend": backend.name, "x-cache": "miss"})
+
+
+async def _pipeline(ctx: RequestContext[Any], endpoint_: Endpoint, kind: OutputKind) -> Response:
+    gw, request = ctx.gw, ctx.request
+    guard = await _guard(ctx)
+    history = await _history(ctx, guard)
 
     async def untrusted(texts: Sequence[str], principal: Principal) -> None:
         await guard.check_untrusted(texts)
 
     # A request naming a knowledge base: retrieve (passages pass the injection check as untrusted
     # content), then the input guardrails see the whole prompt, passages included.
-    req, rag = await apply_rag(gw, principal, req, untrusted)
-    req = _with_history(gw, await guard.check_input(req), history)
-    cache = await gw.response_cache.begin(principal.tenant_id, endpoint_, req, guard,
+    req, rag = await apply_rag(gw, ctx.principal, ctx.req, untrusted)
+    ctx.req = req = _with_history(ctx, await guard.check_input(req), history)
+    cache = await gw.response_cache.begin(ctx.principal.tenant_id, endpoint_, req, guard,
                                           request.headers)
     finish = Finish(kind, cache, history)
     if (hit := await cache.lookup()) is not None:
-        return await _replay(gw, request, reservation, principal, req, hit, finish, rag,
-                             cache.hit or "exact")
+        return await _replay(ctx, hit, finish, rag, cache.hit or "exact")
     if req.stream:
-        backend, body, result = await gw.dispatcher.stream(endpoint_, req)
-        if guard.transforms_output or (guard.active and _response_format(req)):
-            from functions.guardrails.output import guard_stream
+        return await _stream(ctx, endpoint_, kind, guard, finish, rag)
+    return await _complete(ctx, endpoint_, kind, guard, finish, rag)
 
-            def failed(e: LlmpError) -> None:
-                result.error = e
 
-            body = guard_stream(guard, body, kind, gw.guardrails.holdback_chars,
-                                _response_format(req), failed, finish.on_checked())
-        body = finish.stream(body, result)
-
-        async def close() -> None:
-            await result.close()
-            _log_usage(principal, req.model, backend.name, result.usage, result.error)
-            account(gw, request, reservation, principal, req.model, backend.name,
-                    result.usage, result.error)  # tenancy: settle tokens, record spend
-
-        return ClosingStreamingResponse(rag.stream(body), on_close=close, headers={
-            **SSE_HEADERS, **result.headers, "x-llmp-backend": backend.name, "x-cache": "miss"})
-    backend, completion = await gw.dispatcher.complete(endpoint_, req)
-    usage = Usage.from_body(completion.body)
-    _log_usage(principal, req.model, backend.name, usage)
-    content, body_out = completion.content, completion.body
+async def _generate(gw: Gateway, request: Request, endpoint_: Endpoint,
+                    model: type[SamplingParams], kind: OutputKind) -> Response:
+    ctx = await RequestContext.open(gw, request, model)
     try:
-        if guard.active:
-            from functions.guardrails.output import check_completion
-
-            body_out = await check_completion(guard, dict(completion.body), kind,
-                                              _response_format(req), finish.on_checked())
-            if body_out != completion.body:
-                content = orjson.dumps(body_out)
-        await finish.whole(body_out, completion.headers)
-    except Exception as e:  # the model ran: its tokens count even if the answer is refused
-        account(gw, request, reservation, principal, req.model, backend.name, usage,
-                as_llmp_error(e))
+        response = await _pipeline(ctx, endpoint_, kind)
+    except BaseException as e:
+        ctx.failed(e)
+        ctx.settle()
         raise
-    account(gw, request, reservation, principal, req.model, backend.name, usage)  # tenancy
-    return Response(rag.body(Completion(content, body_out, completion.headers)),
-                    media_type="application/json", headers={
-        **completion.headers, "x-llmp-backend": backend.name, "x-cache": "miss"})
+    if not ctx.req.stream or ctx.backend == "cache":
+        ctx.settle()  # a model's stream settles when it closes: its usage comes at the end
+    return response
 
 
 @endpoint

@@ -15,6 +15,7 @@ from models.catalog import ModelSpec
 def model_object(m: ModelSpec) -> dict[str, Any]:
     return {"id": m.alias, "object": "model", "created": 0, "owned_by": "llmp",
             "tier": m.tier, "context_length": m.context_length,
+            "capabilities": m.caps.model_dump(exclude_none=True),
             "price": m.price.model_dump(exclude_none=True)}
 
 

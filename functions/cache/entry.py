@@ -142,7 +142,7 @@ def _head(answer: Answer, alias: str, stream: bool) -> dict[str, Any]:
 def replay_body(answer: Answer, alias: str) -> dict[str, Any]:
     choice: dict[str, Any]
     if answer.kind == "chat":
-        message: dict[str, Any] = {"role": "assistant", "content": answer.text}
+        message: dict[str, Any] = {"role": "assistant", "content": answer.text, "refusal": None}
         if answer.tool_calls:
             message["tool_calls"] = answer.tool_calls
         choice = {"index": 0, "message": message, "finish_reason": answer.finish_reason,

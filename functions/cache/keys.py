@@ -68,7 +68,4 @@ def semantic_partition(tenant_id: str, endpoint: str, req: ChatCompletionRequest
 
 
 def last_user_text(req: ChatCompletionRequest) -> str:
-    content = [m for m in req.messages if m.role == "user"][-1].content
-    if isinstance(content, list):
-        return "".join(p.text for p in content)
-    return content or ""
+    return [m for m in req.messages if m.role == "user"][-1].text()

@@ -32,9 +32,7 @@ def estimate_tokens(text: str) -> int:
 
 
 def _text(m: ChatMessage) -> str:
-    if isinstance(m.content, list):
-        return "".join(p.text for p in m.content)
-    return m.content or ""
+    return m.text()
 
 
 def _extra(m: ChatMessage) -> dict[str, Any] | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from functions.protocol.chat import ChatCompletionRequest, TextPart
+from functions.protocol.chat import ChatCompletionRequest, RefusalPart, TextPart
 from functions.protocol.common import SamplingParams
 from functions.protocol.completions import CompletionRequest
 
@@ -28,10 +28,10 @@ def input_texts(req: SamplingParams) -> list[InputText]:
             if isinstance(m.content, str):
                 out.append(InputText(m.content, m.role, i))
             elif isinstance(m.content, list):
-                out.extend(InputText(p.text, m.role, i, j) for j, p in enumerate(m.content))
+                out.extend(InputText(p.text, m.role, i, j) for j, p in enumerate(m.content)
+                           if isinstance(p, TextPart | RefusalPart))
     elif isinstance(req, CompletionRequest):
-        prompts = [req.prompt] if isinstance(req.prompt, str) else req.prompt
-        out.extend(InputText(p, "user", i) for i, p in enumerate(prompts))
+        out.extend(InputText(p, "user", i) for i, p in enumerate(req.prompts))
     return out
 
 

@@ -1,4 +1,16 @@
-"""What every OpenAI request model shares: strict parsing and OpenAI-style messages for bad input."""
+"""What every OpenAI request model shares: strict parsing, OpenAI-style messages for bad input, and
+the three ways a field of OpenAI's schema is treated (``docs/api-fields.md`` has the whole table):
+
+- **passed on** to the tier (sampling, tools, formats), after the capability check
+  (:mod:`functions.capabilities`);
+- **accepted and dropped**: fields that change nothing for a self-hosted tier (``metadata``,
+  ``store``, service tier, user ids, cache keys). They are removed from the body sent upstream and
+  named in the ``x-llmp-ignored-params`` response header;
+- **refused** with a 400 naming the parameter when a value would change the answer and no tier can
+  honour it (audio output, web search, ``best_of`` > 1).
+
+Fields outside the schema are a 400 ``unknown_parameter``, as OpenAI answers them.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +20,8 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from functions.errors import InvalidRequest
+
+IGNORED_HEADER = "x-llmp-ignored-params"
 
 
 class StrictModel(BaseModel):
@@ -28,22 +42,36 @@ class StrictModel(BaseModel):
             raise invalid_request_from(e) from None
 
 
+class OpenModel(BaseModel):
+    """A nested object of OpenAI's schema that the gateway passes on as it came (tool definitions,
+    schemas): unknown keys are kept, never refused."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+
 class StreamOptions(StrictModel):
-    include_usage: bool = False
+    include_usage: bool | None = None
+    include_obfuscation: bool | None = None
+    """Obfuscation pads chunks against side channels on OpenAI's network; accepted, no effect."""
+
+
+def unsupported(param: str, why: str) -> InvalidRequest:
+    return InvalidRequest(f"'{param}' is not supported: {why}", param=param,
+                          code="unsupported_parameter")
 
 
 class SamplingParams(StrictModel):
     """Parameters shared by chat completions and completions."""
 
     model: str = Field(min_length=1)
-    stream: bool = False
+    stream: bool | None = False
     stream_options: StreamOptions | None = None
     max_tokens: int | None = Field(None, ge=1)
     temperature: float | None = Field(None, ge=0, le=2)
-    top_p: float | None = Field(None, gt=0, le=1)
+    top_p: float | None = Field(None, ge=0, le=1)
     stop: str | list[str] | None = None
     seed: int | None = None
-    n: int | None = Field(None, ge=1, le=1)
+    n: int | None = Field(None, ge=1, le=128)
     presence_penalty: float | None = Field(None, ge=-2, le=2)
     frequency_penalty: float | None = Field(None, ge=-2, le=2)
     logit_bias: dict[str, float] | None = None
@@ -51,8 +79,10 @@ class SamplingParams(StrictModel):
     guardrails: dict[str, Any] | None = None
     """Extension: overrides of the tenant's guardrail policy, where the policy allows them."""
 
-    EXTENSIONS: ClassVar[frozenset[str]] = frozenset({"guardrails", "conversation_id"})
+    EXTENSIONS: ClassVar[frozenset[str]] = frozenset({"guardrails", "conversation_id", "rag"})
     """Fields the gateway consumes and never forwards to a backend."""
+    DROPPED: ClassVar[frozenset[str]] = frozenset({"user"})
+    """Fields of OpenAI's schema that change nothing for a self-hosted tier: accepted, not sent."""
 
     @field_validator("stop")
     @classmethod
@@ -61,13 +91,34 @@ class SamplingParams(StrictModel):
             raise ValueError("at most 4 stop sequences are allowed")
         return v
 
+    @field_validator("logit_bias")
+    @classmethod
+    def _logit_bias(cls, v: dict[str, float] | None) -> dict[str, float] | None:
+        for token, bias in (v or {}).items():
+            if not token.lstrip("-").isdigit():
+                raise ValueError(f"keys must be token ids, got {token!r}")
+            if not -100 <= bias <= 100:
+                raise ValueError("biases must be between -100 and 100")
+        return v
+
+    @property
+    def ignored(self) -> list[str]:
+        """The dropped fields this request set (named in the ``x-llmp-ignored-params`` header)."""
+        return sorted(f for f in self.DROPPED if getattr(self, f, None) is not None)
+
+    @property
+    def streaming(self) -> bool:
+        return bool(self.stream)
+
     def upstream_body(self, served_model: str) -> dict[str, Any]:
         """The body sent to a backend: the same request, naming the backend's model, always
         asking for usage in streams (the gateway accounts for tokens)."""
-        body = self.model_dump(exclude_none=True, exclude=set(self.EXTENSIONS))
+        body = self.model_dump(exclude_none=True, exclude=set(self.EXTENSIONS | self.DROPPED))
         body["model"] = served_model
         if self.stream:
             body["stream_options"] = {"include_usage": True}
+        else:
+            body.pop("stream_options", None)
         return body
 
     @property
@@ -76,13 +127,37 @@ class SamplingParams(StrictModel):
 
 
 def invalid_request_from(e: ValidationError) -> InvalidRequest:
-    first = e.errors(include_url=False)[0]
-    param = ".".join(str(p) for p in first["loc"]) or None
+    errors = e.errors(include_url=False)
+    # A union (content parts, tool choice) reports one error per branch: name the deepest path.
+    first = max(errors, key=lambda err: len(err["loc"])) if all(
+        err["type"] != "extra_forbidden" for err in errors) else next(
+        err for err in errors if err["type"] == "extra_forbidden")
+    param = _param(first["loc"]) or None
     if first["type"] == "extra_forbidden":
         return InvalidRequest(f"Unrecognized request argument supplied: {param}", param=param,
                               code="unknown_parameter")
     if first["type"] == "missing":
         return InvalidRequest(f"Missing required parameter: '{param}'.", param=param,
                               code="missing_required_parameter")
-    return InvalidRequest(f"Invalid value for '{param}': {first['msg']}.", param=param,
+    msg = first["msg"].removeprefix("Value error, ")
+    return InvalidRequest(f"Invalid value for '{param}': {msg}.", param=param,
                           code="invalid_value")
+
+
+def _param(loc: tuple[int | str, ...]) -> str:
+    """``("messages", 0, "content")`` -> ``messages[0].content``. Union branch names
+    (``list[...]``, ``str``) are left out, and a tagged union's tag (which repeats the field it
+    selects, ``image_url.image_url``) is named once."""
+    out, last = "", None
+    for p in loc:
+        if isinstance(p, int):
+            out += f"[{p}]"
+        elif "[" in p or "(" in p or p in _TYPE_NAMES or p == last:
+            continue
+        else:
+            out += f".{p}" if out else p
+        last = p
+    return out
+
+
+_TYPE_NAMES = frozenset({"str", "int", "bool", "float", "dict", "list", "none"})

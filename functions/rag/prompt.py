@@ -35,9 +35,7 @@ def estimate_tokens(text: str) -> int:
 
 
 def text_of(m: ChatMessage) -> str:
-    if isinstance(m.content, list):
-        return "\n".join(p.text for p in m.content)
-    return m.content or ""
+    return m.text("\n")
 
 
 def budget(req: ChatCompletionRequest, context_length: int, configured: int) -> int:

@@ -19,3 +19,17 @@ def test_get_model(gateway_url: str, api_key: str) -> None:
 
 def test_models_require_a_key(gateway_url: str) -> None:
     assert httpx.get(f"{gateway_url}/v1/models").status_code == 401
+
+
+def test_models_show_their_capabilities_and_match_the_spec(gateway_url: str, api_key: str) -> None:
+    from tests.support import openapi
+
+    h = {"authorization": f"Bearer {api_key}"}
+    listing = httpx.get(f"{gateway_url}/v1/models", headers=h).json()
+    assert not openapi.errors("ListModelsResponse", listing)
+    caps = {m["id"]: m["capabilities"] for m in listing["data"]}
+    assert caps["smollm2-135m"]["tools"] and caps["smollm2-135m"]["json_schema"]
+    assert caps["smollm2-135m"]["max_n"] == 4  # one choice per slot of the test server
+    assert not caps["smollm2-135m"]["echo"] and caps["mock"]["echo"]
+    one = httpx.get(f"{gateway_url}/v1/models/smollm2-135m", headers=h).json()
+    assert not openapi.errors("Model", one)
