@@ -139,7 +139,7 @@ def estimate_tokens(req: SamplingParams, context_length: int, default_max: int) 
     prompt; English text runs at about 4 characters a token, and the JSON quoting over-counts a
     little, so the estimate errs high), plus ``max_tokens`` (or the default, capped by the model's
     context length). The real count from the answer's ``usage`` replaces it afterwards."""
-    text = orjson.dumps(req.model_dump(include={"messages", "prompt", "suffix"}))
+    text = orjson.dumps(req.model_dump(include={"messages", "prompt", "suffix"}, exclude_none=True))
     prompt = math.ceil(len(text) / 4)
     wanted = req.max_tokens or getattr(req, "max_completion_tokens", None)
     answer = wanted or max(1, min(default_max, context_length - prompt))
