@@ -4,7 +4,9 @@ A stream is held back by a bounded window (``holdback_chars``, 96 by default: ab
 that a PII value split across chunks is seen whole before any of it is sent: text is released only
 once at least that much has arrived after it, cut at a space, never inside a finding or a
 placeholder, then checked, masked or refused, and its placeholders restored. Analysis runs once per
-``STEP`` characters released, not once per token. Tool calls and other delta fields pass unchanged.
+``STEP`` characters released, not once per token. Tool calls the model makes are checked too: whole
+in a whole answer, and in a stream held back until each call is complete (:class:`_Calls`). Other
+delta fields pass unchanged.
 """
 
 from __future__ import annotations
@@ -51,20 +53,83 @@ async def check_completion(guard: RequestGuard, body: dict[str, Any], kind: Outp
     choices = []
     for choice in body.get("choices") or []:
         text = _content(choice, kind)
-        if text is None:
-            choices.append(choice)
-            continue
-        limit = guard.policy.output.max_chars if guard.checks_output else None
-        if limit is not None and len(text) > limit:
-            text, choice = text[:limit], {**choice, "finish_reason": "length"}
-        if guard.checks_output:
-            text = await guard.check_text(text)
-        checked, text = text, guard.restore(text)
-        guard.validate_json(text, response_format)
-        if on_checked is not None:
-            on_checked(checked)
-        choices.append(_with_content(choice, kind, text, "message"))
+        if text is not None:
+            limit = guard.policy.output.max_chars if guard.checks_output else None
+            if limit is not None and len(text) > limit:
+                text, choice = text[:limit], {**choice, "finish_reason": "length"}
+            if guard.checks_output:
+                text = await guard.check_text(text)
+            checked, text = text, guard.restore(text)
+            guard.validate_json(text, response_format)
+            if on_checked is not None:
+                on_checked(checked)
+            choice = _with_content(choice, kind, text, "message")
+        if kind == "chat":
+            choice = await _checked_calls(guard, choice)
+        choices.append(choice)
     return {**body, "choices": choices}
+
+
+async def _checked_calls(guard: RequestGuard, choice: dict[str, Any]) -> dict[str, Any]:
+    """``message.tool_calls`` with each call's arguments checked (:meth:`RequestGuard.check_arguments`)."""
+    message = choice.get("message")
+    calls = message.get("tool_calls") if isinstance(message, dict) else None
+    if not isinstance(calls, list) or not guard.checks_tool_calls:
+        return choice
+    out = [await _checked_call(guard, call) for call in calls]
+    return {**choice, "message": {**message, "tool_calls": out}} if out != calls else choice  # type: ignore[dict-item]
+
+
+async def _checked_call(guard: RequestGuard, call: Any) -> Any:
+    fn = call.get("function") if isinstance(call, dict) else None
+    args = fn.get("arguments") if isinstance(fn, dict) else None
+    if not isinstance(args, str):
+        return call
+    checked = await guard.check_arguments(args)
+    return call if checked == args else {**call, "function": {**fn, "arguments": checked}}  # type: ignore[dict-item]
+
+
+class _Calls:
+    """The tool calls of a stream, held back whole: a call's deltas are collected (by ``index``)
+    and sent as one delta, arguments checked, once the call is complete (the next call begins, the
+    choice finishes or the stream ends). So a value split across argument fragments is always seen
+    whole, nothing of a call is sent before it is checked, and the arguments the client reassembles
+    are the checked JSON. The hold is per call, bounded by the answer's ``max_tokens``; clients
+    cannot run a call before its arguments are complete anyway."""
+
+    def __init__(self, guard: RequestGuard) -> None:
+        self.guard = guard
+        self.held: dict[int, dict[str, Any]] = {}
+
+    def take(self, deltas: list[Any]) -> None:
+        for d in deltas:
+            if not isinstance(d, dict):
+                continue
+            index = int(d.get("index") or 0)
+            slot = self.held.setdefault(index, {"index": index})
+            for k, v in d.items():
+                if k == "function" and isinstance(v, dict):
+                    fn = slot.setdefault("function", {})
+                    for fk, fv in v.items():
+                        if fk in ("name", "arguments") and isinstance(fv, str):
+                            fn[fk] = fn.get(fk, "") + fv
+                        else:
+                            fn[fk] = fv
+                elif k != "index" and v is not None:
+                    slot[k] = v
+
+    async def complete(self, before: int | None = None) -> list[dict[str, Any]]:
+        """The held calls with an index below ``before`` (all when None), checked; removed."""
+        done = sorted(i for i in self.held if before is None or i < before)
+        out = []
+        for i in done:
+            call = self.held.pop(i)
+            fn = call.get("function")
+            if isinstance(fn, dict) and isinstance(fn.get("arguments"), str):
+                call["function"] = {**fn, "arguments": await self.guard.check_arguments(
+                    fn["arguments"])}
+            out.append(call)
+        return out
 
 
 class _Window:
@@ -121,8 +186,10 @@ async def guard_stream(guard: RequestGuard, events: AsyncIterator[bytes], kind: 
     answer: list[str] = []
     limit = guard.policy.output.max_chars if guard.checks_output else None
     last: dict[str, Any] | None = None
+    calls = _Calls(guard) if kind == "chat" and guard.checks_tool_calls else None
     out: list[bytes] = []
     failed = False  # the backend sent an error event: the answer is incomplete, not invalid JSON
+    called = False  # the model called tools: an answer without content is not invalid JSON
     try:
         async for raw in events:
             out = []
@@ -131,18 +198,22 @@ async def guard_stream(guard: RequestGuard, events: AsyncIterator[bytes], kind: 
                     continue
                 data = event[6:]
                 if data == b"[DONE]":
+                    if calls is not None and last is not None and (ready := await calls.complete()):
+                        out.append(_calls_event(last, ready))
                     checked, tail = await win.release(final=True)
                     if tail and last is not None:
                         out.append(_event(last, kind, tail))
                         answer.append(tail)
                         sent(checked, tail, tail)
-                    if wants_json and not failed:
+                    if wants_json and not failed and not (called and not "".join(answer)):
                         guard.validate_json("".join(answer), response_format)
                     out.append(b"data: [DONE]\n\n")
                     continue
                 chunk = orjson.loads(data)
                 if "error" in chunk and "choices" not in chunk:
                     failed = True
+                    if calls is not None and last is not None and (ready := await calls.complete()):
+                        out.append(_calls_event(last, ready))
                     _, tail = await win.release(final=True)
                     if tail and last is not None:
                         out.append(_event(last, kind, tail))
@@ -155,6 +226,26 @@ async def guard_stream(guard: RequestGuard, events: AsyncIterator[bytes], kind: 
                 choice = choices[0]
                 text = _content(choice, kind)
                 finish = choice.get("finish_reason")
+                held = False  # the chunk carried only tool-call deltas, now held
+                called = called or bool(kind == "chat" and (choice.get("delta") or {}).get(
+                    "tool_calls"))
+                if calls is not None:
+                    delta = choice.get("delta") or {}
+                    deltas = delta.get("tool_calls")
+                    ready: list[dict[str, Any]] = []
+                    if isinstance(deltas, list):
+                        indices = [int(d.get("index") or 0) for d in deltas if isinstance(d, dict)]
+                        if indices:  # calls before the first index named are complete
+                            ready = await calls.complete(before=min(indices))
+                        calls.take(deltas)
+                        delta = {k: v for k, v in delta.items() if k != "tool_calls"}
+                        choice = {**choice, "delta": delta}
+                        chunk = {**chunk, "choices": [choice]}
+                        held = not delta
+                    if finish is not None:
+                        ready += await calls.complete()
+                    if ready:
+                        out.append(_calls_event(chunk, ready))
                 if text:
                     win.pending += text
                 checked, restored = await win.release(final=finish is not None)
@@ -168,7 +259,8 @@ async def guard_stream(guard: RequestGuard, events: AsyncIterator[bytes], kind: 
                 sent(checked, restored, released)
                 last = chunk
                 other = kind == "chat" and any(k != "content" for k in (choice.get("delta") or {}))
-                if released or finish is not None or other or (text is None and not win.pending):
+                if released or finish is not None or other or (
+                        text is None and not win.pending and not held):
                     out.append(_event(chunk, kind, released))
                 if finish == "length" and limit is not None and win.sent >= limit:
                     out.append(b"data: [DONE]\n\n")
@@ -181,6 +273,13 @@ async def guard_stream(guard: RequestGuard, events: AsyncIterator[bytes], kind: 
         if on_error is not None:
             on_error(err)
         yield b"".join(out) + sse_error(err)  # what was checked and released before it, then the error
+
+
+def _calls_event(chunk: dict[str, Any], calls: list[dict[str, Any]]) -> bytes:
+    """A chunk sending complete, checked tool calls (the envelope of ``chunk``)."""
+    head = {k: v for k, v in chunk.items() if k not in ("choices", "usage")}
+    choice = {"index": 0, "delta": {"tool_calls": calls}, "finish_reason": None}
+    return b"data: " + orjson.dumps({**head, "choices": [choice]}) + b"\n\n"
 
 
 def _event(chunk: dict[str, Any], kind: OutputKind, text: str) -> bytes:
