@@ -118,6 +118,26 @@ class _Calls:
                 elif k != "index" and v is not None:
                     slot[k] = v
 
+    async def hold(self, chunk: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]], bool]:
+        """Take a chunk's tool-call deltas: (the chunk without them, the calls now complete and
+        checked, whether the chunk carried nothing else)."""
+        choice = chunk["choices"][0]
+        delta = choice.get("delta") or {}
+        deltas = delta.get("tool_calls")
+        ready: list[dict[str, Any]] = []
+        held = False
+        if isinstance(deltas, list):
+            indices = [int(d.get("index") or 0) for d in deltas if isinstance(d, dict)]
+            if indices:  # calls before the first index named are complete
+                ready = await self.complete(before=min(indices))
+            self.take(deltas)
+            delta = {k: v for k, v in delta.items() if k != "tool_calls"}
+            chunk = {**chunk, "choices": [{**choice, "delta": delta}]}
+            held = not delta
+        if choice.get("finish_reason") is not None:
+            ready += await self.complete()
+        return chunk, ready, held
+
     async def complete(self, before: int | None = None) -> list[dict[str, Any]]:
         """The held calls with an index below ``before`` (all when None), checked; removed."""
         done = sorted(i for i in self.held if before is None or i < before)
@@ -198,8 +218,8 @@ async def guard_stream(guard: RequestGuard, events: AsyncIterator[bytes], kind: 
                     continue
                 data = event[6:]
                 if data == b"[DONE]":
-                    if calls is not None and last is not None and (ready := await calls.complete()):
-                        out.append(_calls_event(last, ready))
+                    if calls is not None and last is not None and (rest := await calls.complete()):
+                        out.append(_calls_event(last, rest))
                     checked, tail = await win.release(final=True)
                     if tail and last is not None:
                         out.append(_event(last, kind, tail))
@@ -212,8 +232,8 @@ async def guard_stream(guard: RequestGuard, events: AsyncIterator[bytes], kind: 
                 chunk = orjson.loads(data)
                 if "error" in chunk and "choices" not in chunk:
                     failed = True
-                    if calls is not None and last is not None and (ready := await calls.complete()):
-                        out.append(_calls_event(last, ready))
+                    if calls is not None and last is not None and (rest := await calls.complete()):
+                        out.append(_calls_event(last, rest))
                     _, tail = await win.release(final=True)
                     if tail and last is not None:
                         out.append(_event(last, kind, tail))
@@ -230,20 +250,8 @@ async def guard_stream(guard: RequestGuard, events: AsyncIterator[bytes], kind: 
                 called = called or bool(kind == "chat" and (choice.get("delta") or {}).get(
                     "tool_calls"))
                 if calls is not None:
-                    delta = choice.get("delta") or {}
-                    deltas = delta.get("tool_calls")
-                    ready: list[dict[str, Any]] = []
-                    if isinstance(deltas, list):
-                        indices = [int(d.get("index") or 0) for d in deltas if isinstance(d, dict)]
-                        if indices:  # calls before the first index named are complete
-                            ready = await calls.complete(before=min(indices))
-                        calls.take(deltas)
-                        delta = {k: v for k, v in delta.items() if k != "tool_calls"}
-                        choice = {**choice, "delta": delta}
-                        chunk = {**chunk, "choices": [choice]}
-                        held = not delta
-                    if finish is not None:
-                        ready += await calls.complete()
+                    chunk, ready, held = await calls.hold(chunk)
+                    choice = chunk["choices"][0]
                     if ready:
                         out.append(_calls_event(chunk, ready))
                 if text:
