@@ -202,14 +202,14 @@ class RequestGuard:
         o = self.policy.output
         return self.active and (o.pii or o.moderation or self.restores)
 
-    async def check_arguments(self, raw: str) -> str:
-        """The arguments of a tool call the model made (a JSON text): PII masked with ``<TYPE>``
-        or refused as in the answer's text, moderated, placeholders restored, and still the same
-        JSON (only string values and keys change; an integer that is masked becomes a string).
-        Moderation refuses rather than masks: a tool call with a part removed is not the call
-        the model meant."""
+    async def check_arguments(self, raw: str) -> tuple[str, str]:
+        """The arguments of a tool call the model made (a JSON text), as (checked, and the same
+        with placeholders restored): PII masked with ``<TYPE>`` or refused as in the answer's
+        text, moderated, and still the same JSON (only string values and keys change; an integer
+        that is masked becomes a string). Moderation refuses rather than masks: a tool call with a
+        part removed is not the call the model meant."""
         if not self.checks_tool_calls or not raw:
-            return raw
+            return raw, raw
         doc = jsontext.Document(raw)
         texts = [leaf.text for leaf in doc.leaves]
         view, starts = jsontext.join(texts)
@@ -223,7 +223,7 @@ class RequestGuard:
             if hits and set(hits) != {"flag"}:
                 names = ", ".join(sorted({c for types in hits.values() for c in types}))
                 raise OutputBlocked(f"The answer was withheld by content moderation ({names}).")
-        return doc.replaced([self.restore(t) for t in texts])
+        return doc.replaced(texts), doc.replaced([self.restore(t) for t in texts])
 
     async def _check_output_moderation(self, text: str) -> str:
         hits = await self._moderation_hits("output", [text])

@@ -23,6 +23,9 @@ from functions.guardrails.masking import safe_cut
 Checked = Callable[[str], None]
 """Told each piece of the answer as the guardrails let it through, before placeholders are
 restored (restored values are raw PII): what history and the cache may store."""
+CheckedCalls = Callable[[list[dict[str, Any]]], None]
+"""Told the answer's tool calls as checked, before placeholders are restored (whole calls, in
+order, each one once: all of them for a whole answer, each batch completed in a stream)."""
 
 STEP = 24
 """Characters that must accumulate beyond the hold-back window before the next release."""
@@ -45,9 +48,11 @@ def _with_content(choice: dict[str, Any], kind: OutputKind, text: str, key: str)
 
 async def check_completion(guard: RequestGuard, body: dict[str, Any], kind: OutputKind,
                            response_format: dict[str, Any] | None,
-                           on_checked: Checked | None = None) -> dict[str, Any]:
+                           on_checked: Checked | None = None,
+                           on_checked_calls: CheckedCalls | None = None) -> dict[str, Any]:
     """A non-streamed answer: checked, cut to ``max_chars``, validated, placeholders restored
-    (``on_checked`` gets the checked text before restoring)."""
+    (``on_checked`` gets the checked text before restoring, ``on_checked_calls`` the checked tool
+    calls)."""
     if not guard.active:
         return body
     choices = []
@@ -65,28 +70,38 @@ async def check_completion(guard: RequestGuard, body: dict[str, Any], kind: Outp
                 on_checked(checked)
             choice = _with_content(choice, kind, text, "message")
         if kind == "chat":
-            choice = await _checked_calls(guard, choice)
+            choice = await _checked_calls(guard, choice, on_checked_calls)
         choices.append(choice)
     return {**body, "choices": choices}
 
 
-async def _checked_calls(guard: RequestGuard, choice: dict[str, Any]) -> dict[str, Any]:
-    """``message.tool_calls`` with each call's arguments checked (:meth:`RequestGuard.check_arguments`)."""
+async def _checked_calls(guard: RequestGuard, choice: dict[str, Any],
+                         on_checked: CheckedCalls | None) -> dict[str, Any]:
+    """``message.tool_calls`` with each call's arguments checked and restored
+    (:meth:`RequestGuard.check_arguments`); ``on_checked`` gets them before restoring."""
     message = choice.get("message")
     calls = message.get("tool_calls") if isinstance(message, dict) else None
-    if not isinstance(calls, list) or not guard.checks_tool_calls:
+    if not isinstance(message, dict) or not isinstance(calls, list) or not guard.checks_tool_calls:
         return choice
-    out = [await _checked_call(guard, call) for call in calls]
-    return {**choice, "message": {**message, "tool_calls": out}} if out != calls else choice  # type: ignore[dict-item]
+    pairs = [await _checked_call(guard, call) for call in calls]
+    if on_checked is not None:
+        on_checked([checked for checked, _ in pairs])
+    out = [restored for _, restored in pairs]
+    return {**choice, "message": {**message, "tool_calls": out}} if out != calls else choice
 
 
-async def _checked_call(guard: RequestGuard, call: Any) -> Any:
+async def _checked_call(guard: RequestGuard, call: Any) -> tuple[Any, Any]:
+    """(the call as checked, the same with placeholders restored)."""
     fn = call.get("function") if isinstance(call, dict) else None
     args = fn.get("arguments") if isinstance(fn, dict) else None
-    if not isinstance(args, str):
-        return call
-    checked = await guard.check_arguments(args)
-    return call if checked == args else {**call, "function": {**fn, "arguments": checked}}  # type: ignore[dict-item]
+    if not isinstance(fn, dict) or not isinstance(args, str):
+        return call, call
+    checked, restored = await guard.check_arguments(args)
+
+    def with_args(a: str) -> Any:
+        return call if a == args else {**call, "function": {**fn, "arguments": a}}
+
+    return with_args(checked), with_args(restored)
 
 
 class _Calls:
@@ -97,8 +112,8 @@ class _Calls:
     are the checked JSON. The hold is per call, bounded by the answer's ``max_tokens``; clients
     cannot run a call before its arguments are complete anyway."""
 
-    def __init__(self, guard: RequestGuard) -> None:
-        self.guard = guard
+    def __init__(self, guard: RequestGuard, on_checked: CheckedCalls | None) -> None:
+        self.guard, self.on_checked = guard, on_checked
         self.held: dict[int, dict[str, Any]] = {}
 
     def take(self, deltas: list[Any]) -> None:
@@ -141,14 +156,13 @@ class _Calls:
     async def complete(self, before: int | None = None) -> list[dict[str, Any]]:
         """The held calls with an index below ``before`` (all when None), checked; removed."""
         done = sorted(i for i in self.held if before is None or i < before)
-        out = []
+        out, checked = [], []
         for i in done:
-            call = self.held.pop(i)
-            fn = call.get("function")
-            if isinstance(fn, dict) and isinstance(fn.get("arguments"), str):
-                call["function"] = {**fn, "arguments": await self.guard.check_arguments(
-                    fn["arguments"])}
-            out.append(call)
+            pair = await _checked_call(self.guard, self.held.pop(i))
+            checked.append(pair[0])
+            out.append(pair[1])
+        if checked and self.on_checked is not None:
+            self.on_checked(checked)
         return out
 
 
@@ -187,10 +201,12 @@ class _Window:
 async def guard_stream(guard: RequestGuard, events: AsyncIterator[bytes], kind: OutputKind,
                        hold: int, response_format: dict[str, Any] | None,
                        on_error: Callable[[LlmpError], None] | None = None,
-                       on_checked: Checked | None = None) -> AsyncIterator[bytes]:
+                       on_checked: Checked | None = None,
+                       on_checked_calls: CheckedCalls | None = None) -> AsyncIterator[bytes]:
     """Apply the output guardrails to an SSE stream of OpenAI chunks (one choice). A violation or a
     failing check ends the stream with an error event and ``[DONE]`` (``on_error`` is told).
-    ``on_checked`` gets each piece sent, as checked and before placeholders are restored."""
+    ``on_checked`` gets each piece sent, as checked and before placeholders are restored;
+    ``on_checked_calls`` each batch of tool calls sent, likewise."""
 
     def sent(checked: str, restored: str, released: str) -> None:
         if on_checked is None or not released:
@@ -206,7 +222,7 @@ async def guard_stream(guard: RequestGuard, events: AsyncIterator[bytes], kind: 
     answer: list[str] = []
     limit = guard.policy.output.max_chars if guard.checks_output else None
     last: dict[str, Any] | None = None
-    calls = _Calls(guard) if kind == "chat" and guard.checks_tool_calls else None
+    calls = _Calls(guard, on_checked_calls) if kind == "chat" and guard.checks_tool_calls else None
     out: list[bytes] = []
     failed = False  # the backend sent an error event: the answer is incomplete, not invalid JSON
     called = False  # the model called tools: an answer without content is not invalid JSON

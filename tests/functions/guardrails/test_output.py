@@ -331,3 +331,26 @@ def test_a_tool_call_answer_is_not_invalid_json(rails: Guardrails) -> None:
 
         assert b'"error"' not in asyncio.run(collect())
     asyncio.run(check_completion(guard(rails), tool_completion('{"a": 1}'), "chat", fmt))
+
+
+def test_on_checked_calls_gets_the_calls_before_restoring(rails: Guardrails) -> None:
+    """What history may store: the calls as checked, placeholders kept (never the raw values)."""
+    g = guard(rails)
+    g.masker.placeholder("EMAIL_ADDRESS", "dana.white@contoso.com")
+    raw = '{"to": "<EMAIL_ADDRESS_1>", "cc": "bob@contoso.com"}'
+    whole: list[list[dict[str, Any]]] = []
+    out = asyncio.run(check_completion(g, tool_completion(raw), "chat", None, None, whole.append))
+    assert out_args(out) == [{"to": "dana.white@contoso.com", "cc": "<EMAIL_ADDRESS>"}]
+    assert [orjson.loads(c["function"]["arguments"]) for c in whole[0]] == [
+        {"to": "<EMAIL_ADDRESS_1>", "cc": "<EMAIL_ADDRESS>"}]
+    streamed: list[list[dict[str, Any]]] = []
+
+    async def collect() -> bytes:
+        return b"".join([b async for b in guard_stream(g, _events(tool_sse([raw, "{}"])), "chat", 96,
+                                                       None, None, None, streamed.append)])
+
+    assert b"dana.white@contoso.com" in asyncio.run(collect())
+    got = [c for batch in streamed for c in batch]
+    assert [(c["index"], c["id"]) for c in got] == [(0, "c0"), (1, "c1")]
+    assert orjson.loads(got[0]["function"]["arguments"]) == {"to": "<EMAIL_ADDRESS_1>",
+                                                             "cc": "<EMAIL_ADDRESS>"}
