@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
 from functions.errors import GuardrailBlocked, GuardrailUnavailable, OutputBlocked
+from functions.guardrails import jsontext
 from functions.guardrails.audit import AuditLog, AuditRecord
 from functions.guardrails.findings import Decision, Span, Stage
 from functions.guardrails.injection import InjectionDetector
@@ -22,7 +23,6 @@ from functions.guardrails.masking import Masker, redact
 from functions.guardrails.moderation import Moderator
 from functions.guardrails.pii import PiiAnalyzer
 from functions.guardrails.policy import Action, GuardrailPolicy
-from functions.guardrails import jsontext
 from functions.guardrails.texts import InputText, input_texts, replace_texts, units
 from functions.metrics import GatewayMetrics
 from functions.protocol.common import SamplingParams

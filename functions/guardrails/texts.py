@@ -190,7 +190,7 @@ def _replace_chat(req: ChatCompletionRequest, items: list[InputText],
         if item.text == new:
             continue
         _set_message(messages, item, new)
-    for (where, index, part, call), leaves in docs.items():
+    for (where, index, _, _), leaves in docs.items():
         if all(item.text == new for item, new in leaves):
             continue
         if where == "tools":
