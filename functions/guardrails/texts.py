@@ -152,11 +152,18 @@ def units(items: Sequence[InputText]) -> list[Unit]:
             while j < len(items) and items[j].group == g:
                 j += 1
         members = list(range(i, j))
-        text, starts = jsontext.join([items[k].text for k in members])
+        text, starts = jsontext.join([_analysed(items[k]) for k in members])
         first = items[i]
         out.append(Unit(text, members, starts, first.prompt, first.document, first.moderated))
         i = j
     return out
+
+
+def _analysed(item: InputText) -> str:
+    """The text the detectors see: a ``name`` cannot hold spaces (``Dana_White``,
+    ``ignore_previous_instructions``), so its underscores are read as spaces (same length: the
+    findings' offsets hold for the name itself)."""
+    return item.text.replace("_", " ") if item.where == "name" else item.text
 
 
 def replace_texts(req: R, texts: list[str]) -> R:
