@@ -9,6 +9,7 @@ original spelling byte for byte.
 
 from __future__ import annotations
 
+import bisect
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -42,34 +43,63 @@ def parse(raw: str) -> Any | None:
     return value if isinstance(value, dict | list) else None
 
 
-def leaves(value: Any, path: Path = ()) -> list[Leaf]:
-    """Keys, strings and integers (a card or phone number sent as a number), in document order."""
+def leaves(value: Any) -> list[Leaf]:
+    """Keys, strings and integers (a card or phone number sent as a number), in document order.
+    Iterative: a deeply nested document cannot exhaust the stack."""
     out: list[Leaf] = []
-    if isinstance(value, dict):
-        for k, v in value.items():
-            out.append(Leaf((*path, k), True, k))
-            out.extend(leaves(v, (*path, k)))
-    elif isinstance(value, list):
-        for i, v in enumerate(value):
-            out.extend(leaves(v, (*path, i)))
-    elif isinstance(value, str):
-        out.append(Leaf(path, False, value))
-    elif isinstance(value, int) and not isinstance(value, bool):
-        out.append(Leaf(path, False, str(value)))
+    stack: list[tuple[Any, Path, bool]] = [(value, (), False)]
+    while stack:
+        node, path, is_key = stack.pop()
+        if is_key:
+            out.append(Leaf(path, True, node))
+        elif isinstance(node, dict):
+            for k, v in reversed(list(node.items())):
+                stack.append((v, (*path, k), False))
+                stack.append((k, (*path, k), True))
+        elif isinstance(node, list):
+            stack.extend((v, (*path, i), False) for i, v in reversed(list(enumerate(node))))
+        elif isinstance(node, str):
+            out.append(Leaf(path, False, node))
+        elif isinstance(node, int) and not isinstance(node, bool):
+            out.append(Leaf(path, False, str(node)))
     return out
 
 
-def rebuild(value: Any, changes: dict[tuple[Path, bool], str], path: Path = ()) -> Any:
-    """``value`` with the leaves named in ``changes`` replaced; an integer that changed becomes a
-    string (a placeholder is not a number)."""
-    if isinstance(value, dict):
-        return {changes.get(((*path, k), True), k): rebuild(v, changes, (*path, k))
-                for k, v in value.items()}
-    if isinstance(value, list):
-        return [rebuild(v, changes, (*path, i)) for i, v in enumerate(value)]
-    if isinstance(value, str | int) and not isinstance(value, bool):
-        return changes.get((path, False), value)
-    return value
+def rebuild(value: Any, changes: dict[tuple[Path, bool], str]) -> Any:
+    """``value`` with the leaves named in ``changes`` replaced (paths as :func:`leaves` gives
+    them); an integer that changed becomes a string (a placeholder is not a number). Containers
+    on a changed path are copied, the rest is shared; ``value`` itself is never changed."""
+    root: list[Any] = [value]
+    fresh: set[int] = set()  # the containers copied here (kept alive by the tree, so ids hold)
+
+    def parent(path: Path) -> tuple[Any, Any]:
+        holder: Any = root
+        step: Any = 0
+        for nxt in path:
+            child = holder[step]
+            if id(child) not in fresh:
+                child = dict(child) if isinstance(child, dict) else list(child)
+                fresh.add(id(child))
+                holder[step] = child
+            holder, step = child, nxt
+        return holder, step
+
+    for (path, key), new in changes.items():  # values first: their paths use the original keys
+        if not key:
+            holder, step = parent(path)
+            holder[step] = new
+    renames = sorted(((p, new) for (p, key), new in changes.items() if key),
+                     key=lambda r: -len(r[0]))  # deepest first, while ancestors keep their keys
+    for path, new in renames:
+        holder, step = parent(path[:-1])
+        d = holder[step]
+        if id(d) not in fresh:
+            d = holder[step] = dict(d)
+            fresh.add(id(d))
+        items = list(d.items())
+        d.clear()
+        d.update((new if k == path[-1] else k, v) for k, v in items)
+    return root[0]
 
 
 def dumps(value: Any) -> str:
@@ -114,8 +144,10 @@ def split(spans: Sequence[Span], starts: Sequence[int], texts: Sequence[str]) ->
     texts is cut into one finding per text it covers (so each piece is still masked)."""
     out: list[list[Span]] = [[] for _ in texts]
     for s in spans:
-        for i, (start, text) in enumerate(zip(starts, texts, strict=True)):
-            a, b = max(s.start, start), min(s.end, start + len(text))
+        i = max(0, bisect.bisect_right(starts, s.start) - 1)
+        while i < len(texts) and starts[i] < s.end:
+            a, b = max(s.start, starts[i]), min(s.end, starts[i] + len(texts[i]))
             if a < b:
-                out[i].append(Span(s.entity, a - start, b - start, s.score))
+                out[i].append(Span(s.entity, a - starts[i], b - starts[i], s.score))
+            i += 1
     return out

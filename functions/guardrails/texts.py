@@ -125,20 +125,22 @@ def input_texts(req: SamplingParams) -> list[InputText]:
     return out
 
 
-def _descriptions(value: Any, path: Path = ()) -> list[tuple[Path, str]]:
-    """Every ``description`` string in a tool definition: the function's, its parameters' at any
-    depth (JSON Schema ``properties``, ``items``, ``$defs``, ``anyOf``...)."""
+def _descriptions(value: Any) -> list[tuple[Path, str]]:
+    """Every ``description`` string in a tool definition, in order: the function's, its
+    parameters' at any depth (JSON Schema ``properties``, ``items``, ``$defs``, ``anyOf``...).
+    Iterative: a deeply nested schema cannot exhaust the stack."""
     out: list[tuple[Path, str]] = []
-    if isinstance(value, dict):
-        for k, v in value.items():
-            if k == "description" and isinstance(v, str):
-                if v:
-                    out.append(((*path, k), v))
-            else:
-                out.extend(_descriptions(v, (*path, k)))
-    elif isinstance(value, list):
-        for i, v in enumerate(value):
-            out.extend(_descriptions(v, (*path, i)))
+    stack: list[tuple[Any, Path, bool]] = [(value, (), False)]
+    while stack:
+        node, path, text = stack.pop()
+        if text:
+            if node:
+                out.append((path, node))
+        elif isinstance(node, dict):
+            stack.extend((v, (*path, k), k == "description" and isinstance(v, str))
+                         for k, v in reversed(list(node.items())))
+        elif isinstance(node, list):
+            stack.extend((v, (*path, i), False) for i, v in reversed(list(enumerate(node))))
     return out
 
 

@@ -1,6 +1,7 @@
 """JSON documents as text for the guardrails: leaves out, masked leaves back in, still JSON."""
 
 import json
+from typing import Any
 
 from functions.guardrails import jsontext
 from functions.guardrails.findings import Span
@@ -48,3 +49,25 @@ def test_join_and_split_map_findings_back() -> None:
     assert got[1] == [Span("EMAIL_ADDRESS", 0, 6, 1.0), Span("PERSON", 3, 6, 0.8)]
     assert got[2] == [Span("PERSON", 0, 4, 0.8)] and got[3] == [Span("PERSON", 0, 3, 0.8)]
     assert got[0] == []
+
+
+def test_deep_documents_do_not_exhaust_the_stack() -> None:
+    value: Any = "a@b.co"
+    for i in range(5000):
+        value = {"k": value} if i % 2 else [value]
+    found = jsontext.leaves(value)
+    assert found[-1].text == "a@b.co" and len(found) == 2501
+    changes = {(found[-1].path, False): "<E>", (found[0].path, True): "K"}
+    out = jsontext.rebuild(value, changes)
+    assert jsontext.leaves(out)[-1].text == "<E>" and list(out) == ["K"]
+    assert jsontext.leaves(value)[-1].text == "a@b.co"  # the original is not changed
+    assert jsontext.Document("[" * 100_000 + "]" * 100_000).value is None  # too deep to parse
+
+
+def test_rebuild_copies_only_what_changes() -> None:
+    value = {"a": {"x": "1"}, "b": {"y": "2"}, "c": [1, "z"]}
+    out = jsontext.rebuild(value, {(("a", "x"), False): "one", (("c", 1), False): "Z",
+                                   (("b",), True): "B"})
+    assert out == {"a": {"x": "one"}, "B": {"y": "2"}, "c": [1, "Z"]}
+    assert list(out) == ["a", "B", "c"] and out["B"] is value["b"]
+    assert value == {"a": {"x": "1"}, "b": {"y": "2"}, "c": [1, "z"]}
