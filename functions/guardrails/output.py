@@ -25,7 +25,9 @@ Checked = Callable[[str], None]
 restored (restored values are raw PII): what history and the cache may store."""
 CheckedCalls = Callable[[list[dict[str, Any]]], None]
 """Told the answer's tool calls as checked, before placeholders are restored (whole calls, in
-order, each one once: all of them for a whole answer, each batch completed in a stream)."""
+order, each one once: all of them for a whole answer, each batch completed in a stream). Not called
+when the guard does not check tool calls (:attr:`RequestGuard.checks_tool_calls`): the calls sent are
+then the model's own."""
 
 STEP = 24
 """Characters that must accumulate beyond the hold-back window before the next release."""
