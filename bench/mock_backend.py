@@ -14,6 +14,10 @@ and for the tests' failure paths. Behaviour is chosen by the request's ``model``
 - ``mock-versioned``: ``mock-echo`` that reports a model version (``x-llmp-model-version``),
   changed with ``POST /mock/version`` (a stand-in for a GGUF swap)
 - ``mock-dump``: answers (not streamed) with the request body it received, as JSON text
+- ``mock-tools``: answers with tool calls (``finish_reason: "tool_calls"``): the last user message
+  (decoded when ``sayhex:<hex>``) split at ``\x1e`` gives each call's raw ``arguments``; any other
+  text is sent as ``{"text": ...}``. Streamed: each call's id and name first, then its arguments 3
+  characters a chunk (so values and escapes are split across fragments)
 """
 
 from __future__ import annotations
@@ -110,9 +114,52 @@ def _echo(body: dict[str, Any]) -> Response:
                     media_type="application/json")
 
 
+def _tools(body: dict[str, Any]) -> Response:
+    model, raw = body["model"], [m for m in body["messages"] if m["role"] == "user"][-1]["content"]
+    text = raw if isinstance(raw, str) else "".join(p["text"] for p in raw)
+    decoded = text.startswith("sayhex:")
+    args = _echo_text(body).split("\x1e") if decoded else [orjson.dumps({"text": text}).decode()]
+    calls = [{"id": f"call_{i}", "type": "function", "function": {"name": "record", "arguments": a}}
+             for i, a in enumerate(args)]
+    if not body.get("stream"):
+        return Response(orjson.dumps({
+            "id": "chatcmpl-tools", "object": "chat.completion", "created": int(time.time()),
+            "model": model, "choices": [{"index": 0, "finish_reason": "tool_calls", "logprobs": None,
+                                         "message": {"role": "assistant", "content": None,
+                                                     "tool_calls": calls}}],
+            "usage": {"prompt_tokens": 5, "completion_tokens": 5, "total_tokens": 10}}),
+            media_type="application/json")
+
+    def chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
+        return b"data: " + orjson.dumps({
+            "id": "chatcmpl-tools", "object": "chat.completion.chunk", "created": 0, "model": model,
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}]}
+        ) + b"\n\n"
+
+    async def events() -> AsyncIterator[bytes]:
+        yield chunk({"role": "assistant", "content": None})
+        for i, call in enumerate(calls):
+            fn = call["function"]
+            yield chunk({"tool_calls": [{"index": i, "id": call["id"], "type": "function",
+                                         "function": {"name": fn["name"], "arguments": ""}}]})
+            for j in range(0, len(fn["arguments"]), 3):
+                yield chunk({"tool_calls": [{"index": i, "function": {
+                    "arguments": fn["arguments"][j:j + 3]}}]})
+        yield chunk({}, "tool_calls")
+        yield b"data: " + orjson.dumps({
+            "id": "chatcmpl-tools", "object": "chat.completion.chunk", "created": 0, "model": model,
+            "choices": [], "usage": {"prompt_tokens": 5, "completion_tokens": 5,
+                                     "total_tokens": 10}}) + b"\n\n"
+        yield b"data: [DONE]\n\n"
+
+    return StreamingResponse(events(), media_type="text/event-stream")
+
+
 async def chat(request: Request) -> Response:
     body: dict[str, Any] = orjson.loads(await request.body())
     model = str(body.get("model", "mock"))
+    if model == "mock-tools":
+        return _tools(body)
     if model == "mock-echo":
         return _echo(body)
     if model == "mock-versioned":

@@ -90,7 +90,7 @@ def dead_url() -> str:
 
 
 MOCK_MODES = ("mock-500", "mock-503", "mock-400", "mock-midstream-error", "mock-drop",
-              "mock-slow", "mock-echo", "mock-dump", "mock-versioned")
+              "mock-slow", "mock-echo", "mock-dump", "mock-versioned", "mock-tools")
 
 
 def catalog_yaml(gguf_url: str | None, mock_url: str, dead_url: str) -> str:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
 from functions.errors import GuardrailBlocked, GuardrailUnavailable, OutputBlocked
+from functions.guardrails import jsontext
 from functions.guardrails.audit import AuditLog, AuditRecord
 from functions.guardrails.findings import Decision, Span, Stage
 from functions.guardrails.injection import InjectionDetector
@@ -22,7 +23,7 @@ from functions.guardrails.masking import Masker, redact
 from functions.guardrails.moderation import Moderator
 from functions.guardrails.pii import PiiAnalyzer
 from functions.guardrails.policy import Action, GuardrailPolicy
-from functions.guardrails.texts import InputText, input_texts, replace_texts
+from functions.guardrails.texts import InputText, input_texts, replace_texts, units
 from functions.metrics import GatewayMetrics
 from functions.protocol.common import SamplingParams
 
@@ -81,19 +82,28 @@ class RequestGuard:
     # -- input ------------------------------------------------------------------------------------
 
     async def check_input(self, req: R) -> R:
-        """Refuse the request (400) or return it with PII masked as the policy says."""
+        """Refuse the request (400) or return it with PII masked as the policy says. Every text
+        that reaches the model is checked (:mod:`functions.guardrails.texts`): PII everywhere;
+        injection in what users write (prompts) and in tool results and tool descriptions
+        (untrusted documents); moderation in user and tool content."""
         if not self.active:
             return req
         items = input_texts(req)
         if not items:
             return req
-        spans = await self._pii_spans("input", [t.text for t in items])
-        await self._check_injection("input", [t.text for t in items if t.role == "user"],
-                                    [t.text for t in items if t.role == "tool"])
-        await self._check_moderation("input", [t.text for t in items if t.role in ("user", "tool")])
+        parts = units(items)
+        spans = await self._pii_spans("input", [u.text for u in parts])
+        await self._check_injection("input", [u.text for u in parts if u.prompt],
+                                    [u.text for u in parts if u.document])
+        await self._check_moderation("input", [u.text for u in parts if u.moderated])
         if spans is None:  # analysis failed and the policy lets the request through
             return req
-        return replace_texts(req, self._apply_input_pii(items, spans))
+        per_item: list[list[Span]] = [[] for _ in items]
+        for unit, found in zip(parts, spans, strict=True):
+            texts = [items[i].text for i in unit.items]
+            for i, mine in zip(unit.items, jsontext.split(found, unit.starts, texts), strict=True):
+                per_item[i] = mine
+        return replace_texts(req, self._apply_input_pii(items, per_item))
 
     async def check_untrusted(self, documents: Sequence[str]) -> None:
         """Retrieved or tool content entering the prompt: refused if it carries an injection."""
@@ -103,7 +113,8 @@ class RequestGuard:
     def _apply_input_pii(self, items: Sequence[InputText], spans: list[list[Span]]) -> list[str]:
         found: dict[str, dict[str, int]] = {}
         kept: list[list[Span]] = []
-        for per_text in spans:
+        blocked_in: str | None = None
+        for item, per_text in zip(items, spans, strict=True):
             mine = []
             for s in per_text:
                 action = self._pii_action(s)
@@ -112,6 +123,8 @@ class RequestGuard:
                     found[action][s.entity] = found[action].get(s.entity, 0) + 1
                 if action == "mask":
                     mine.append(s)
+                if action == "block" and blocked_in is None:
+                    blocked_in = _param(item)
             kept.append(mine)
         for act, types in found.items():
             self._decide("input", "presidio", act, types)
@@ -119,7 +132,7 @@ class RequestGuard:
             names = ", ".join(sorted(found["block"]))
             raise GuardrailBlocked(
                 f"The request contains sensitive data ({names}) that this platform does not accept. "
-                "Remove it and try again.", param="messages", code="pii_blocked")
+                "Remove it and try again.", param=blocked_in or "messages", code="pii_blocked")
         return [self.masker.mask(item.text, m) for item, m in zip(items, kept, strict=True)]
 
     # -- output -----------------------------------------------------------------------------------
@@ -159,6 +172,12 @@ class RequestGuard:
         return self.masker.restore(text) if self.restores else text
 
     def _apply_output_pii(self, text: str, spans: list[Span]) -> str:
+        masked = self._output_pii_decisions(spans)
+        return redact(text, masked) if masked else text
+
+    def _output_pii_decisions(self, spans: list[Span]) -> list[Span]:
+        """Audit the answer's findings and return those to mask (``<TYPE>``), or raise
+        :class:`OutputBlocked` for one the policy blocks."""
         found: dict[str, dict[str, int]] = {}
         masked: list[Span] = []
         for s in spans:
@@ -175,7 +194,36 @@ class RequestGuard:
         if "block" in found:
             names = ", ".join(sorted(found["block"]))
             raise OutputBlocked(f"The answer was withheld: it contained sensitive data ({names}).")
-        return redact(text, masked) if masked else text
+        return masked
+
+    @property
+    def checks_tool_calls(self) -> bool:
+        """Tool-call arguments the model writes are checked (PII, moderation) or restored."""
+        o = self.policy.output
+        return self.active and (o.pii or o.moderation or self.restores)
+
+    async def check_arguments(self, raw: str) -> tuple[str, str]:
+        """The arguments of a tool call the model made (a JSON text), as (checked, and the same
+        with placeholders restored): PII masked with ``<TYPE>`` or refused as in the answer's
+        text, moderated, and still the same JSON (only string values and keys change; an integer
+        that is masked becomes a string). Moderation refuses rather than masks: a tool call with a
+        part removed is not the call the model meant."""
+        if not self.checks_tool_calls or not raw:
+            return raw, raw
+        doc = jsontext.Document(raw)
+        texts = [leaf.text for leaf in doc.leaves]
+        view, starts = jsontext.join(texts)
+        o = self.policy.output
+        if o.pii:
+            masked = self._output_pii_decisions(await self.output_spans(view))
+            texts = [redact(t, spans) if spans else t
+                     for t, spans in zip(texts, jsontext.split(masked, starts, texts), strict=True)]
+        if o.moderation:
+            hits = await self._moderation_hits("output", [view])
+            if hits and set(hits) != {"flag"}:
+                names = ", ".join(sorted({c for types in hits.values() for c in types}))
+                raise OutputBlocked(f"The answer was withheld by content moderation ({names}).")
+        return doc.replaced(texts), doc.replaced([self.restore(t) for t in texts])
 
     async def _check_output_moderation(self, text: str) -> str:
         hits = await self._moderation_hits("output", [text])
@@ -304,6 +352,15 @@ class RequestGuard:
         if self.rails.audit is not None:
             self.rails.audit.record(AuditRecord(self._tenant_id, self._request_id, self._model,
                                                 Decision(stage, detector, action, types, score)))
+
+
+def _param(item: InputText) -> str:
+    """The request parameter a text came from (for an error's ``param``)."""
+    if item.where == "tools":
+        return "tools"
+    if item.where == "suffix":
+        return "suffix"
+    return "messages"
 
 
 OutputKind = Literal["chat", "text"]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, TypeAdapter, ValidationError, field_validator, model_validator
 
 from functions.protocol.common import OpenModel, SamplingParams, StrictModel, unsupported
 from functions.protocol.rag import RagOptions
@@ -118,6 +118,8 @@ class CustomTool(StrictModel):
 
 
 Tool = Annotated[FunctionTool | CustomTool, Field(discriminator="type")]
+TOOLS: TypeAdapter[list[Tool]] = TypeAdapter(list[Tool])
+"""Tool definitions rebuilt from dicts (after the input guardrails masked a description)."""
 
 
 class ResponseFormat(OpenModel):

@@ -212,3 +212,145 @@ def test_a_backend_error_is_not_turned_into_a_json_error(rails: Guardrails) -> N
     text = "".join(orjson.loads(e)["choices"][0]["delta"].get("content") or ""
                    for e in events[:-1] if b'"choices"' in e)
     assert text == '{"a": 1,'  # what arrived before the error is still sent
+
+
+def tool_completion(*arguments: str) -> dict[str, Any]:
+    calls = [{"id": f"c{i}", "type": "function", "function": {"name": "send", "arguments": a}}
+             for i, a in enumerate(arguments)]
+    return {"id": "x", "choices": [{"index": 0, "finish_reason": "tool_calls", "message": {
+        "role": "assistant", "content": None, "tool_calls": calls}}]}
+
+
+def out_args(body: dict[str, Any]) -> list[Any]:
+    return [orjson.loads(c["function"]["arguments"])
+            for c in body["choices"][0]["message"]["tool_calls"]]
+
+
+ARGS = '{"to": "dana.white@contoso.com", "subject": "Refund \\"approved\\"", "n": 2}'
+
+
+def test_whole_tool_call_arguments_are_checked(rails: Guardrails) -> None:
+    out = asyncio.run(check_completion(guard(rails), tool_completion(ARGS, "{}"), "chat", None))
+    assert out_args(out) == [{"to": "<EMAIL_ADDRESS>", "subject": 'Refund "approved"', "n": 2}, {}]
+    call = out["choices"][0]["message"]["tool_calls"][0]
+    assert (call["id"], call["function"]["name"]) == ("c0", "send")
+    with pytest.raises(OutputBlocked, match="US_SSN"):
+        asyncio.run(check_completion(guard(rails), tool_completion('{"ssn": "536-22-8745"}'),
+                                     "chat", None))
+    with pytest.raises(OutputBlocked, match="violence"):
+        asyncio.run(check_completion(guard(rails), tool_completion(
+            '{"note": "here is how to build a pipe bomb at home"}'), "chat", None))
+    same = tool_completion('{"city": "Paris"}')
+    assert asyncio.run(check_completion(guard(rails), same, "chat", None)) == same
+
+
+def test_placeholders_in_whole_tool_arguments_are_restored(rails: Guardrails) -> None:
+    g = guard(rails)
+    g.masker.placeholder("PERSON", 'Ada "the Countess" Lovelace')
+    out = asyncio.run(check_completion(g, tool_completion('{"to": "<PERSON_1>"}'), "chat", None))
+    assert out_args(out) == [{"to": 'Ada "the Countess" Lovelace'}]  # escaped, still JSON
+    kept = guard(rails, pii={"restore": False})
+    kept.masker.placeholder("PERSON", "Ada Lovelace")
+    out = asyncio.run(check_completion(kept, tool_completion('{"to": "<PERSON_1>"}'), "chat", None))
+    assert out_args(out) == [{"to": "<PERSON_1>"}]
+
+
+def tool_sse(arguments: list[str], content: str | None = None) -> list[bytes]:
+    def chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
+        return b"data: " + orjson.dumps({"id": "x", "model": "m", "choices": [
+            {"index": 0, "delta": delta, "finish_reason": finish}]}) + b"\n\n"
+
+    out = [chunk({"role": "assistant", "content": content})]
+    for i, args in enumerate(arguments):
+        out.append(chunk({"tool_calls": [{"index": i, "id": f"c{i}", "type": "function",
+                                          "function": {"name": "send", "arguments": ""}}]}))
+        out += [chunk({"tool_calls": [{"index": i, "function": {"arguments": p}}]})
+                for p in split3(args)]
+    usage = b'data: {"id":"x","choices":[],"usage":{"prompt_tokens":1,"completion_tokens":2}}\n\n'
+    return [*out, chunk({}, "tool_calls"), usage, b"data: [DONE]\n\n"]
+
+
+def run_tool_stream(g: RequestGuard, arguments: list[str]) -> tuple[list[dict[str, Any]],
+                                                                    list[dict[str, Any]]]:
+    """(the calls as a client reassembles them, every chunk)."""
+    async def collect() -> bytes:
+        return b"".join([b async for b in guard_stream(g, _events(tool_sse(arguments)), "chat", 96,
+                                                       None)])
+
+    events = [e[6:] for e in asyncio.run(collect()).split(b"\n\n") if e.startswith(b"data: ")]
+    assert events[-1] == b"[DONE]"
+    chunks = [orjson.loads(e) for e in events[:-1]]
+    calls: dict[int, dict[str, Any]] = {}
+    for c in chunks:
+        for d in (c.get("choices") or [{}])[0].get("delta", {}).get("tool_calls") or []:
+            slot = calls.setdefault(d["index"], {"id": None, "name": "", "arguments": ""})
+            slot["id"] = d.get("id") or slot["id"]
+            slot["name"] += d.get("function", {}).get("name") or ""
+            slot["arguments"] += d.get("function", {}).get("arguments") or ""
+    return [calls[i] for i in sorted(calls)], chunks
+
+
+def test_streamed_tool_arguments_split_across_fragments_are_masked(rails: Guardrails) -> None:
+    calls, chunks = run_tool_stream(guard(rails), [ARGS, '{"note": "mail bob@contoso.com"}'])
+    assert [(c["id"], c["name"]) for c in calls] == [("c0", "send"), ("c1", "send")]
+    assert [orjson.loads(c["arguments"]) for c in calls] == [
+        {"to": "<EMAIL_ADDRESS>", "subject": 'Refund "approved"', "n": 2},
+        {"note": "mail <EMAIL_ADDRESS>"}]
+    assert "dana" not in orjson.dumps(chunks).decode()
+    assert chunks[-2]["choices"][0]["finish_reason"] == "tool_calls"
+    assert chunks[-1]["usage"]["completion_tokens"] == 2
+
+
+def test_streamed_tool_arguments_with_blocked_pii_end_the_stream(rails: Guardrails) -> None:
+    calls, chunks = run_tool_stream(guard(rails), ['{"ssn": "536-22-8745", "ok": true}'])
+    assert chunks[-1]["error"]["code"] == "content_filter" and "US_SSN" in chunks[-1]["error"]["message"]
+    assert "8745" not in orjson.dumps(chunks).decode() and calls == []
+
+
+def test_streamed_placeholders_in_arguments_are_restored(rails: Guardrails) -> None:
+    g = guard(rails, output={"pii": False, "moderation": False})
+    g.masker.placeholder("EMAIL_ADDRESS", "dana.white@contoso.com")
+    calls, _ = run_tool_stream(g, ['{"to": "<EMAIL_ADDRESS_1>", "body": "line\\nnext \\u00e9"}'])
+    assert orjson.loads(calls[0]["arguments"]) == {"to": "dana.white@contoso.com",
+                                                   "body": "line\nnext \u00e9"}
+
+
+def test_tool_calls_pass_untouched_when_nothing_checks_them(rails: Guardrails) -> None:
+    g = guard(rails, output={"pii": False, "moderation": False, "max_chars": 10})
+    calls, chunks = run_tool_stream(g, [ARGS])
+    assert calls[0]["arguments"] == ARGS
+    assert sum(1 for c in chunks if "tool_calls" in ((c.get("choices") or [{}])[0].get("delta") or {})) > 3
+
+
+def test_a_tool_call_answer_is_not_invalid_json(rails: Guardrails) -> None:
+    fmt = {"type": "json_object"}
+    for g in (guard(rails), guard(rails, output={"pii": False, "moderation": False})):
+        async def collect(g: RequestGuard = g) -> bytes:
+            return b"".join([b async for b in guard_stream(g, _events(tool_sse(['{"a": 1}'])),
+                                                           "chat", 96, fmt)])
+
+        assert b'"error"' not in asyncio.run(collect())
+    asyncio.run(check_completion(guard(rails), tool_completion('{"a": 1}'), "chat", fmt))
+
+
+def test_on_checked_calls_gets_the_calls_before_restoring(rails: Guardrails) -> None:
+    """What history may store: the calls as checked, placeholders kept (never the raw values)."""
+    g = guard(rails)
+    g.masker.placeholder("EMAIL_ADDRESS", "dana.white@contoso.com")
+    raw = '{"to": "<EMAIL_ADDRESS_1>", "cc": "bob@contoso.com"}'
+    whole: list[list[dict[str, Any]]] = []
+    out = asyncio.run(check_completion(g, tool_completion(raw), "chat", None, None, whole.append))
+    assert out_args(out) == [{"to": "dana.white@contoso.com", "cc": "<EMAIL_ADDRESS>"}]
+    assert [orjson.loads(c["function"]["arguments"]) for c in whole[0]] == [
+        {"to": "<EMAIL_ADDRESS_1>", "cc": "<EMAIL_ADDRESS>"}]
+    streamed: list[list[dict[str, Any]]] = []
+
+    async def collect() -> bytes:
+        return b"".join([b async for b in guard_stream(g, _events(tool_sse([raw, "{}"])), "chat", 96,
+                                                       None, None, None, streamed.append)])
+
+    assert b"dana.white@contoso.com" in asyncio.run(collect())
+    got = [c for batch in streamed for c in batch]
+    assert [(c["index"], c["id"]) for c in got] == [(0, "c0"), (1, "c1")]
+    assert orjson.loads(got[0]["function"]["arguments"]) == {"to": "<EMAIL_ADDRESS_1>",
+                                                             "cc": "<EMAIL_ADDRESS>"}
