@@ -40,6 +40,10 @@ class Finish:
         """The output guardrails' hook: the answer's text comes from it, not from what is sent."""
         return self.recorder.hook().checked if self.records else None
 
+    def on_checked_calls(self) -> Callable[[list[dict[str, Any]]], None] | None:
+        """Likewise for the answer's tool calls (stored as checked, placeholders in place)."""
+        return self.recorder.checked_calls if self.records else None
+
     def replayed(self, answer: Answer) -> None:
         """A cache hit: the answer is known, the finish only watches the replay end."""
         self.recorder.answer = answer

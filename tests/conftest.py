@@ -104,7 +104,12 @@ def catalog_yaml(gguf_url: str | None, mock_url: str, dead_url: str) -> str:
         model("mock-fallback", "vllm", {"name": "dead-a", "url": dead_url, "served_model": "mock"},
               {"name": "mock-b", "url": mock_url, "served_model": "mock"}),
         model("dead", "gguf", {"name": "dead-b", "url": dead_url}),
-        *(model(m, "vllm", {"name": f"{m}-a", "url": mock_url}) for m in MOCK_MODES),
+        *(model(m, "vllm", {"name": f"{m}-a", "url": mock_url}) for m in MOCK_MODES
+          if m != "mock-dump"),
+        # the mock answers any field: this entry claims fill-in-the-middle too, so the guardrail
+        # tests can see what a suffix carries to a model
+        model("mock-dump", "vllm", {"name": "mock-dump-a", "url": mock_url},
+              capabilities={"suffix": True, "echo": True, "token_input": True, "max_n": 16}),
     ]
     if gguf_url:
         models.insert(0, model("smollm2-135m", "gguf", {"name": "gguf-a", "url": gguf_url},

@@ -118,7 +118,7 @@ async def _stream(ctx: RequestContext[Any], endpoint_: Endpoint, kind: OutputKin
             result.error = e
 
         body = guard_stream(guard, body, kind, gw.guardrails.holdback_chars, fmt, failed,
-                            finish.on_checked())
+                            finish.on_checked(), finish.on_checked_calls())
     body = finish.stream(body, result)
 
     async def close() -> None:
@@ -139,7 +139,8 @@ async def _complete(ctx: RequestContext[Any], endpoint_: Endpoint, kind: OutputK
         from functions.guardrails.output import check_completion
 
         body_out = await check_completion(guard, dict(completion.body), kind,
-                                          _response_format(ctx.req), finish.on_checked())
+                                          _response_format(ctx.req), finish.on_checked(),
+                                          finish.on_checked_calls())
         if body_out != completion.body:
             content = orjson.dumps(body_out)
     await finish.whole(body_out, completion.headers)

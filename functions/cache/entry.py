@@ -59,6 +59,7 @@ class Recorder:
     def __init__(self, kind: Kind) -> None:
         self.answer = Answer(kind)
         self.hooked = False
+        self.calls_hooked = False
         self.failed = False
         self.done = False
         self._calls: dict[int, dict[str, Any]] = {}
@@ -70,6 +71,12 @@ class Recorder:
     def checked(self, piece: str) -> None:
         if piece:
             self.answer.pieces.append(piece)
+
+    def checked_calls(self, calls: list[dict[str, Any]]) -> None:
+        """Tool calls as the output guardrails checked them (placeholders not restored): what a
+        conversation stores, never the restored values the client was sent."""
+        self.calls_hooked = True
+        self.answer.tool_calls = [*(self.answer.tool_calls or []), *calls]
 
     def event(self, data: bytes) -> None:
         """One SSE ``data:`` payload sent to the client."""
@@ -97,8 +104,9 @@ class Recorder:
             text = delta.get("content") if a.kind == "chat" else choice.get("text")
             if isinstance(text, str) and text and not self.hooked:
                 a.pieces.append(text)
-            for call in delta.get("tool_calls") or []:
-                self._tool_delta(call)
+            if not self.calls_hooked:
+                for call in delta.get("tool_calls") or []:
+                    self._tool_delta(call)
 
     def _tool_delta(self, call: dict[str, Any]) -> None:
         slot = self._calls.setdefault(int(call.get("index") or 0), {
@@ -120,7 +128,8 @@ class Recorder:
         text = message.get("content") if a.kind == "chat" else choice.get("text")
         if isinstance(text, str) and text and not self.hooked:
             a.pieces.append(text)
-        a.tool_calls = message.get("tool_calls") or None
+        if not self.calls_hooked:
+            a.tool_calls = message.get("tool_calls") or None
         self.done = True
 
 

@@ -363,3 +363,21 @@ def test_tool_call_answers_pass_json_validation(gateway_url: str, tenant_keys: d
         r = httpx.post(f"{gateway_url}/v1/chat/completions", json=body, timeout=30, headers={
             "authorization": f"Bearer {tenant_keys['pii-block']}"})
         assert r.status_code == 200 and "invalid_json_output" not in r.text
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "stream"])
+def test_a_conversation_stores_tool_calls_as_checked(gateway_url: str, tenant_keys: dict[str, str],
+                                                     stream: bool) -> None:
+    """The client gets the restored value in the call's arguments; the stored turn keeps the
+    placeholder, so the next turn's history never carries the raw value to the model."""
+    h = {"authorization": f"Bearer {tenant_keys['pii-block']}"}
+    conv = httpx.post(f"{gateway_url}/v1/conversations", json={}, headers=h).json()["id"]
+    body = {"model": "mock-tools", "stream": stream, "conversation_id": conv,
+            "messages": [{"role": "user", "content": RESTORED}]}
+    r = httpx.post(f"{gateway_url}/v1/chat/completions", json=body, headers=h, timeout=30)
+    assert r.status_code == 200 and ERIN in r.text  # restored for the client
+    stored = httpx.get(f"{gateway_url}/v1/conversations/{conv}", headers=h).json()
+    answer = [m for m in stored["messages"] if m["role"] == "assistant"]
+    assert answer and ERIN not in json.dumps(stored), stored
+    args = json.loads(answer[0]["tool_calls"][0]["function"]["arguments"])
+    assert args == {"text": RESTORED.replace(ERIN, "<EMAIL_ADDRESS_1>")}

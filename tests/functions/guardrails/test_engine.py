@@ -197,7 +197,7 @@ SEND = {"type": "function", "function": {
 def test_tool_descriptions_are_masked_and_checked_as_untrusted(rails: Guardrails) -> None:
     g = guard(rails)
     out = asyncio.run(g.check_input(tools_chat([{"role": "user", "content": "send it"}], [SEND])))
-    assert (out.tools or [])[0]["function"]["description"] == (
+    assert out.model_dump()["tools"][0]["function"]["description"] == (
         "Send an e-mail. Escalations go to <EMAIL_ADDRESS_1>.")
     assert g.restore("<EMAIL_ADDRESS_1>") == "ops@contoso.com"
     poisoned = json.loads(json.dumps(SEND))

@@ -101,7 +101,7 @@ def test_replacing_keeps_json_valid_and_everything_else_in_place() -> None:
     assert calls[1]["function"]["arguments"] == "OOPS"
     assert json.loads(str(out.messages[2].content)) == {"status": "sent to <EMAIL_ADDRESS_1>"}
     assert out.messages[3] == req.messages[3]
-    props = (out.tools or [])[0]["function"]["parameters"]["properties"]
+    props = out.model_dump()["tools"][0]["function"]["parameters"]["properties"]
     assert props["to"] == {"type": "string", "description": '"R" address'}
     assert props["description"] == {"type": "string"}
     assert TOOLS[0]["function"]["parameters"]["properties"]["to"]["description"] == (  # type: ignore[index]
