@@ -38,6 +38,8 @@ if TYPE_CHECKING:
 
 R = TypeVar("R", bound=SamplingParams)
 SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
+LOGPROBS_HEADER = "x-llmp-logprobs-withheld"
+"""Set on a stream whose logprobs are not sent, because the output guardrails check its text."""
 
 
 async def _guard(ctx: RequestContext[Any]) -> RequestGuard:
@@ -126,8 +128,10 @@ async def _stream(ctx: RequestContext[Any], endpoint_: Endpoint, kind: OutputKin
         ctx.usage, ctx.error = result.usage, ctx.error or result.error
         ctx.settle()
 
-    return ClosingStreamingResponse(rag.stream(body), on_close=close, headers={
-        **SSE_HEADERS, **result.headers, "x-llmp-backend": backend.name, "x-cache": "miss"})
+    headers = {**SSE_HEADERS, **result.headers, "x-llmp-backend": backend.name, "x-cache": "miss"}
+    if getattr(req, "logprobs", None) and guard.withholds_stream_logprobs:
+        headers[LOGPROBS_HEADER] = "output-guardrails"
+    return ClosingStreamingResponse(rag.stream(body), on_close=close, headers=headers)
 
 
 async def _complete(ctx: RequestContext[Any], endpoint_: Endpoint, kind: OutputKind,

@@ -143,6 +143,13 @@ class RequestGuard:
         return self.active and (o.pii or o.moderation or o.max_chars is not None)
 
     @property
+    def withholds_stream_logprobs(self) -> bool:
+        """Streamed logprobs arrive with each chunk, ahead of the check of the text they spell:
+        while the output is checked for PII or moderated, they are not sent."""
+        o = self.policy.output
+        return self.checks_output and (o.pii or o.moderation)
+
+    @property
     def transforms_output(self) -> bool:
         return self.checks_output or self.restores
 

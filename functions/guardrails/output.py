@@ -64,10 +64,15 @@ async def check_completion(guard: RequestGuard, body: dict[str, Any], kind: Outp
             limit = guard.policy.output.max_chars if guard.checks_output else None
             if limit is not None and len(text) > limit:
                 text, choice = text[:limit], {**choice, "finish_reason": "length"}
+            original = text
             if guard.checks_output:
                 text = await guard.check_text(text)
+                if text != original and choice.get("logprobs"):
+                    # the tokens' logprobs would show what was just masked or cut
+                    choice = {**choice, "logprobs": None}
             checked, text = text, guard.restore(text)
-            guard.validate_json(text, response_format)
+            if choice.get("finish_reason") != "length":  # a cut answer is not invalid JSON
+                guard.validate_json(text, response_format)
             if on_checked is not None:
                 on_checked(checked)
             choice = _with_content(choice, kind, text, "message")
@@ -227,6 +232,8 @@ async def guard_stream(guard: RequestGuard, events: AsyncIterator[bytes], kind: 
     calls = _Calls(guard, on_checked_calls) if kind == "chat" and guard.checks_tool_calls else None
     out: list[bytes] = []
     failed = False  # the backend sent an error event: the answer is incomplete, not invalid JSON
+    cut = False  # the answer ran out of tokens: incomplete, not invalid JSON (as OpenAI answers)
+    no_logprobs = guard.withholds_stream_logprobs
     called = False  # the model called tools: an answer without content is not invalid JSON
     try:
         async for raw in events:
@@ -243,7 +250,8 @@ async def guard_stream(guard: RequestGuard, events: AsyncIterator[bytes], kind: 
                         out.append(_event(last, kind, tail))
                         answer.append(tail)
                         sent(checked, tail, tail)
-                    if wants_json and not failed and not (called and not "".join(answer)):
+                    if wants_json and not failed and not cut and not (
+                            called and not "".join(answer)):
                         guard.validate_json("".join(answer), response_format)
                     out.append(b"data: [DONE]\n\n")
                     continue
@@ -262,8 +270,12 @@ async def guard_stream(guard: RequestGuard, events: AsyncIterator[bytes], kind: 
                     out.append(b"data: " + data + b"\n\n")
                     continue
                 choice = choices[0]
+                if no_logprobs and choice.get("logprobs") is not None:
+                    choice = {**choice, "logprobs": None}
+                    chunk = {**chunk, "choices": [choice, *choices[1:]]}
                 text = _content(choice, kind)
                 finish = choice.get("finish_reason")
+                cut = cut or finish == "length"
                 held = False  # the chunk carried only tool-call deltas, now held
                 called = called or bool(kind == "chat" and (choice.get("delta") or {}).get(
                     "tool_calls"))

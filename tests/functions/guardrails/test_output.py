@@ -354,3 +354,68 @@ def test_on_checked_calls_gets_the_calls_before_restoring(rails: Guardrails) -> 
     assert [(c["index"], c["id"]) for c in got] == [(0, "c0"), (1, "c1")]
     assert orjson.loads(got[0]["function"]["arguments"]) == {"to": "<EMAIL_ADDRESS_1>",
                                                              "cc": "<EMAIL_ADDRESS>"}
+
+
+LOGPROBS = {"content": [{"token": "dana", "logprob": -0.1, "bytes": None, "top_logprobs": []}]}
+
+
+def whole(text: str, **choice: Any) -> dict[str, Any]:
+    return {"id": "x", "choices": [{"index": 0, "finish_reason": "stop", "logprobs": LOGPROBS,
+                                    "message": {"role": "assistant", "content": text}, **choice}]}
+
+
+def test_logprobs_of_a_masked_answer_are_withheld(rails: Guardrails) -> None:
+    masked = asyncio.run(check_completion(guard(rails), whole(ANSWER), "chat", None))
+    assert "dana.white" not in orjson.dumps(masked).decode()
+    assert masked["choices"][0]["logprobs"] is None
+    clean = "The refund can go ahead this week, and the file looks in order."
+    kept = asyncio.run(check_completion(guard(rails), whole(clean), "chat", None))
+    assert kept["choices"][0]["logprobs"] == LOGPROBS  # nothing masked: nothing withheld
+
+
+def test_streamed_logprobs_are_not_sent_while_the_output_is_checked(rails: Guardrails) -> None:
+    def with_logprobs(items: list[bytes]) -> list[bytes]:
+        out = []
+        for item in items:
+            data = item[6:].strip()
+            if data != b"[DONE]" and (chunk := orjson.loads(data))["choices"]:
+                chunk["choices"][0]["logprobs"] = LOGPROBS
+                item = b"data: " + orjson.dumps(chunk) + b"\n\n"
+            out.append(item)
+        return out
+
+    def stream(g: RequestGuard) -> list[dict[str, Any]]:
+        async def collect() -> bytes:
+            events = _events(with_logprobs(sse(split3("A plain answer about kettles."))))
+            return b"".join([b async for b in guard_stream(g, events, "chat", 96, None)])
+
+        raw = asyncio.run(collect())
+        return [orjson.loads(e[6:]) for e in raw.split(b"\n\n")
+                if e.startswith(b"data: ") and e != b"data: [DONE]"]
+
+    checked = guard(rails)
+    assert checked.withholds_stream_logprobs
+    assert all(c["choices"][0].get("logprobs") is None for c in stream(checked) if c["choices"])
+    unchecked = guard(rails, output={"pii": False, "moderation": False})
+    assert not unchecked.withholds_stream_logprobs
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_json_answer_cut_by_max_tokens_is_passed_on(rails: Guardrails, stream: bool) -> None:
+    fmt = {"type": "json_object"}
+    if not stream:
+        body = whole('{"city": "Par', finish_reason="length")
+        out = asyncio.run(check_completion(guard(rails), body, "chat", fmt))
+        assert out["choices"][0]["finish_reason"] == "length"
+        with pytest.raises(OutputBlocked):  # complete but not JSON: still refused
+            asyncio.run(check_completion(guard(rails), whole('{"city": "Par'), "chat", fmt))
+        return
+    items = sse(['{"city"', ': "Par'])
+    items[-3] = items[-3].replace(b'"finish_reason":"stop"', b'"finish_reason":"length"')
+
+    async def collect() -> bytes:
+        return b"".join([b async for b in guard_stream(guard(rails), _events(items), "chat", 96,
+                                                       fmt)])
+
+    raw = asyncio.run(collect())
+    assert b'"error"' not in raw and b'"finish_reason":"length"' in raw
