@@ -21,6 +21,7 @@ import logging
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Literal
 
+from pydantic import BaseModel
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
@@ -62,6 +63,7 @@ class ResponseCache:
         self._storing: dict[tuple[str, str, str], asyncio.Task[None]] = {}
         """Stores still under way, by (tenant, alias, request hash)."""
         self._recording: set[asyncio.Task[None]] = set()
+        self._fps: dict[int, tuple[BaseModel, str]] = {}
 
     async def aclose(self) -> None:
         """Wait for the stores still under way (shutdown)."""
@@ -97,8 +99,21 @@ class ResponseCache:
         turn.policy = policy
         turn.can_lookup = "no-cache" not in directives
         turn.can_store = "no-store" not in directives
-        turn.policy_fp = digest(guard.policy.model_dump(mode="json"))
+        turn.policy_fp = self._policy_fp(guard.policy)
         return turn
+
+    def _policy_fp(self, policy: BaseModel) -> str:
+        """The guardrail policy's part of the key, computed once per policy object: a caller that
+        reuses its policy objects (one disabled policy for every request with guardrails off)
+        dumps and hashes each once, not once per request."""
+        memo = self._fps.get(id(policy))
+        if memo is not None and memo[0] is policy:
+            return memo[1]
+        fp = digest(policy.model_dump(mode="json"))
+        if len(self._fps) >= 1024:
+            self._fps.clear()
+        self._fps[id(policy)] = (policy, fp)
+        return fp
 
     def unavailable(self, op: str, e: BaseException) -> None:
         self.metrics.cache_unavailable.labels(op).inc()
