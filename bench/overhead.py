@@ -69,6 +69,15 @@ class Target:
     """A gateway's base URL: its cache counters are checked after each scenario."""
     sent: int = 0
     """Requests answered 200 and checked (warm-up included)."""
+    pid: int | None = None
+    """The gateway's process: its CPU time per request is reported (less noisy than latency on a
+    shared machine)."""
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 @dataclass
@@ -77,6 +86,7 @@ class Samples:
     ttft_ms: list[float] = field(default_factory=list)
     tokens_per_s: list[float] = field(default_factory=list)
     errors: int = 0
+    cpu_ms_per_request: float | None = None
 
 
 def pct(xs: list[float], p: float) -> float:
@@ -184,10 +194,16 @@ async def measure(targets: dict[str, Target], stream: bool, concurrency: int, ro
     async with httpx.AsyncClient(timeout=120, limits=limits, trust_env=False) as client:
         for target in targets.values():  # warm-up: connections, caches, lazy clients
             await batch(client, target, stream, concurrency, concurrency * 2, max_tokens, Samples())
+        cpu = {n: (cpu_seconds(t.pid), t.sent) for n, t in targets.items() if t.pid is not None}
         for _ in range(rounds):
             for name, target in targets.items():  # interleaved, so drift hits every target alike
                 await batch(client, target, stream, concurrency, per_round, max_tokens,
                             samples[name])
+        await asyncio.sleep(0.5)  # the stores after the last answers
+        for n, (c0, sent0) in cpu.items():
+            t = targets[n]
+            assert t.pid is not None
+            samples[n].cpu_ms_per_request = (cpu_seconds(t.pid) - c0) * 1000 / max(1, t.sent - sent0)
     for name, t in targets.items():
         expect(not (t.expect and samples[name].errors),
                f"{name}: {samples[name].errors} requests failed (a gateway row counts answers only)")
@@ -218,6 +234,10 @@ def report(title: str, samples: dict[str, Samples], stream: bool) -> list[str]:
             dtps = statistics.median(direct.tokens_per_s) if direct.tokens_per_s else float("nan")
             row += f" {pct(s.ttft_ms, 50):.2f} | {tps:.0f} | {tps / dtps:.3f} |"
         lines.append(row)
+    cpu = [f"{n} {s.cpu_ms_per_request:.3f}" for n, s in samples.items()
+           if s.cpu_ms_per_request is not None]
+    if cpu:
+        lines.append("\ngateway process CPU ms per request: " + ", ".join(cpu))
     if "litellm" in samples:
         lite = added(samples, "litellm", 50)
         for name in samples:
@@ -232,7 +252,7 @@ def summary(results: list[tuple[bool, int, dict[str, Samples]]]) -> list[str]:
     """One table: per gateway, what it adds at p50/p99, what LiteLLM adds, and the ratio."""
     lines = ["\n## summary: added latency over direct (mock backend, cache miss, guardrails off)",
              "| target | streamed | concurrency | added p50 ms | added p99 ms | LiteLLM added p50 ms"
-             " | ratio (p50) |", "|---|---|---|---|---|---|---|"]
+             " | ratio (p50) | gateway CPU ms/request |", "|---|---|---|---|---|---|---|---|"]
     for stream, conc, samples in results:
         lite = added(samples, "litellm", 50) if "litellm" in samples else float("nan")
         for name in samples:
@@ -240,8 +260,10 @@ def summary(results: list[tuple[bool, int, dict[str, Samples]]]) -> list[str]:
                 continue
             g = added(samples, name, 50)
             ratio = f"{g / lite:.3f}x" if lite > 0 else ""
+            cpu = samples[name].cpu_ms_per_request
             lines.append(f"| {name} | {'yes' if stream else 'no'} | {conc} | {g:+.2f} | "
-                         f"{added(samples, name, 99):+.2f} | {lite:+.2f} | {ratio} |")
+                         f"{added(samples, name, 99):+.2f} | {lite:+.2f} | {ratio} | "
+                         f"{'' if cpu is None else f'{cpu:.3f}'} |")
     return lines
 
 
@@ -305,16 +327,18 @@ def main() -> None:
                                               f"{gw}/ready"))
         targets: dict[str, Target] = {
             "direct": Target(f"{mock}/v1/chat/completions", {}, "mock"),
-            "gateway": Target(f"{gw}/v1/chat/completions", auth, "mock", miss("mock"), gw),
+            "gateway": Target(f"{gw}/v1/chat/completions", auth, "mock", miss("mock"), gw,
+                              pid=gateway.pid),
         }
         for spec in args.also:
             name, _, tree = spec.partition("=")
             port = free_port()
             url = f"http://127.0.0.1:{port}"
-            stack.enter_context(process(
+            other = stack.enter_context(process(
                 [py, *uvicorn, "--port", str(port), "--app-dir", tree],
                 {**gw_env, "PYTHONPATH": tree}, f"{url}/ready"))
-            targets[name] = Target(f"{url}/v1/chat/completions", auth, "mock", miss("mock"), url)
+            targets[name] = Target(f"{url}/v1/chat/completions", auth, "mock", miss("mock"), url,
+                                   pid=other.pid)
         litellm = None if args.no_litellm else ensure_litellm()
         if litellm is not None:
             cfg = work / "litellm.yaml"
@@ -356,7 +380,7 @@ def main() -> None:
                                         cpus=model_cpus))
             real = {"direct": Target(f"{gguf}/v1/chat/completions", {}, "smollm2-135m"),
                     "gateway": Target(f"{gw}/v1/chat/completions", auth, "smollm2-135m",
-                                      miss("gguf"), gw)}
+                                      miss("gguf"), gw, pid=gateway.pid)}
             for stream in streams:
                 for conc in args.concurrency:
                     title = (f"GGUF server (SmolLM2-135M, 32 tokens), "
