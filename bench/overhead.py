@@ -194,16 +194,18 @@ async def measure(targets: dict[str, Target], stream: bool, concurrency: int, ro
     async with httpx.AsyncClient(timeout=120, limits=limits, trust_env=False) as client:
         for target in targets.values():  # warm-up: connections, caches, lazy clients
             await batch(client, target, stream, concurrency, concurrency * 2, max_tokens, Samples())
-        cpu = {n: (cpu_seconds(t.pid), t.sent) for n, t in targets.items() if t.pid is not None}
+        cpu = {n: [0.0, 0] for n, t in targets.items() if t.pid is not None}
         for _ in range(rounds):
             for name, target in targets.items():  # interleaved, so drift hits every target alike
+                # the gateway's CPU time during its own batch only (not while it idles)
+                c0, sent0 = (cpu_seconds(target.pid), target.sent) if target.pid else (0.0, 0)
                 await batch(client, target, stream, concurrency, per_round, max_tokens,
                             samples[name])
-        await asyncio.sleep(0.5)  # the stores after the last answers
-        for n, (c0, sent0) in cpu.items():
-            t = targets[n]
-            assert t.pid is not None
-            samples[n].cpu_ms_per_request = (cpu_seconds(t.pid) - c0) * 1000 / max(1, t.sent - sent0)
+                if target.pid is not None:
+                    cpu[name][0] += cpu_seconds(target.pid) - c0
+                    cpu[name][1] += target.sent - sent0
+        for n, (used, sent) in cpu.items():
+            samples[n].cpu_ms_per_request = used * 1000 / max(1, sent)
     for name, t in targets.items():
         expect(not (t.expect and samples[name].errors),
                f"{name}: {samples[name].errors} requests failed (a gateway row counts answers only)")
