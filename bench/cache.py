@@ -34,6 +34,7 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.assertions import expect_headers, hit, miss, run_main  # noqa: E402
 from bench.overhead import pct  # noqa: E402
 from llmp_cli.local import LocalPostgres, LocalRedis, free_port, running  # noqa: E402
 
@@ -78,7 +79,9 @@ def setup(db_url: str, conversations: int) -> tuple[str, str, str, list[str]]:
 
 
 async def timed(client: httpx.AsyncClient, url: str, key: str, body: dict[str, Any],
-                headers: dict[str, str], out: list[float], expect: str | None) -> None:
+                headers: dict[str, str], out: list[float], expect: dict[str, str]) -> None:
+    """One request, timed into ``out``; its response must carry the ``expect`` headers (a hit
+    from the cache, or a miss answered by the named backend)."""
     h = {"authorization": f"Bearer {key}", **headers}
     t0 = time.perf_counter()
     if body.get("stream"):
@@ -90,8 +93,7 @@ async def timed(client: httpx.AsyncClient, url: str, key: str, body: dict[str, A
         r = await client.post(url, json=body, headers=h)
         r.raise_for_status()
     out.append((time.perf_counter() - t0) * 1000)
-    if expect is not None and r.headers.get("x-cache") != expect:
-        raise RuntimeError(f"expected x-cache {expect}, got {r.headers.get('x-cache')}")
+    expect_headers(r, expect, f"{body['model']}, {'streamed' if body.get('stream') else 'whole'}")
 
 
 def line(name: str, xs: list[float], base: list[float] | None = None) -> str:
@@ -109,20 +111,20 @@ async def bench(gw: str, guarded: str, plain: str, convs: list[str], n: int, mod
         for stream in (False, True):
             body = {"model": "smollm2-135m", "messages": QUESTION, "max_tokens": 32,
                     "temperature": 0, "stream": stream}
-            await timed(client, url, guarded, body, {}, [], None)  # stores the entries
-            await timed(client, url, plain, body, {}, [], None)
+            await timed(client, url, guarded, body, {}, [], miss("gguf"))  # stores the entries
+            await timed(client, url, plain, body, {}, [], miss("gguf"))
             model: list[float] = []
-            hit: list[float] = []
+            hits: list[float] = []
             bare: list[float] = []
             for i in range(max(n, model_n)):
                 if i < model_n:
                     await timed(client, url, guarded, body, {"cache-control": "no-cache"}, model,
-                                "miss")
-                await timed(client, url, guarded, body, {}, hit, "hit")
-                await timed(client, url, plain, body, {}, bare, "hit")
+                                miss("gguf"))
+                await timed(client, url, guarded, body, {}, hits, hit())
+                await timed(client, url, plain, body, {}, bare, hit())
             kind = "streamed" if stream else "not streamed"
             out += [line(f"GGUF model, {kind}", model),
-                    line(f"cache hit, {kind}", hit, model),
+                    line(f"cache hit, {kind}", hits, model),
                     line(f"cache hit, guardrails off, {kind}", bare, model)]
         off = {"cache-control": "no-cache, no-store"}
         for stream in (False, True):
@@ -132,10 +134,10 @@ async def bench(gw: str, guarded: str, plain: str, convs: list[str], n: int, mod
             base = {"model": "mock-echo", "temperature": 0, "stream": stream}
             for i in range(n):
                 await timed(client, url, plain, {**base, "messages": [*INLINE, new]}, off, inline,
-                            None)
+                            miss("mock"))
                 await timed(client, url, plain, {**base, "messages": [new],
                                                  "conversation_id": convs[i + n * stream]},
-                            off, history, None)
+                            off, history, miss("mock"))
             kind = "streamed" if stream else "not streamed"
             out += [line(f"{TURNS} turns inline (mock-echo), {kind}", inline),
                     line(f"{TURNS} turns from conversation_id, {kind}", history, inline)]
@@ -216,4 +218,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

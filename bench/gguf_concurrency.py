@@ -27,6 +27,7 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.assertions import expect, run_main  # noqa: E402
 from llmp_cli.local import free_port, running  # noqa: E402
 from models.local_files import gguf_in_distribution  # noqa: E402
 
@@ -61,24 +62,39 @@ def ensure_llama_cpp_server_deps() -> None:
 
 
 async def load(url: str, model: str, concurrency: int, requests: int, tokens: int) -> float:
-    """Completion tokens per second, summed over all requests, at the given concurrency."""
+    """Completion tokens per second, summed over all requests, at the given concurrency (checked:
+    that many requests were in flight at once, and each answer is a completion of at most
+    ``tokens`` tokens)."""
     sem = asyncio.Semaphore(concurrency)
     total = 0
+    in_flight = peak = 0
 
     async def one(client: httpx.AsyncClient) -> None:
-        nonlocal total
+        nonlocal total, in_flight, peak
         async with sem:
-            r = await client.post(f"{url}/v1/completions", json={
-                "model": model, "prompt": PROMPT, "max_tokens": tokens, "temperature": 0})
+            in_flight += 1
+            peak = max(peak, in_flight)
+            try:
+                r = await client.post(f"{url}/v1/completions", json={
+                    "model": model, "prompt": PROMPT, "max_tokens": tokens, "temperature": 0})
+            finally:
+                in_flight -= 1
             r.raise_for_status()
-            total += r.json()["usage"]["completion_tokens"]
+            used = (r.json().get("usage") or {}).get("completion_tokens")
+            expect(isinstance(used, int) and 0 < used <= tokens,
+                   f"{url}: an answer reports {used!r} completion tokens (asked for {tokens})")
+            total += used
 
     async with httpx.AsyncClient(timeout=300, trust_env=False) as client:
         await one(client)  # warm-up
         total = 0
         started = time.perf_counter()
+        peak = 0
         await asyncio.gather(*(one(client) for _ in range(requests)))
-        return total / (time.perf_counter() - started)
+        elapsed = time.perf_counter() - started
+    expect(peak == min(concurrency, requests),
+           f"{url}: {peak} requests were in flight at most, not {concurrency}")
+    return total / elapsed
 
 
 def main() -> None:
@@ -133,4 +149,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -31,6 +31,7 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.assertions import expect, expect_headers, gateway_metric, miss, run_main  # noqa: E402
 from bench.overhead import pct  # noqa: E402
 from llmp_cli.local import LocalPostgres, free_port, running  # noqa: E402
 
@@ -66,17 +67,21 @@ def make_tenants(db_url: str) -> dict[str, str]:
 
 async def timed(client: httpx.AsyncClient, url: str, key: str, body: dict[str, object]
                 ) -> tuple[float, float]:
-    """(total ms, ms to the first content byte; = total when not streamed)."""
+    """(total ms, ms to the first content byte; = total when not streamed). Every answer must come
+    from the model named in the body (no cache: this gateway runs without Redis)."""
     headers = {"authorization": f"Bearer {key}"}
+    want = miss(str(body["model"]))
     t0 = time.perf_counter()
     if not body.get("stream"):
         r = await client.post(url, json=body, headers=headers)
         r.raise_for_status()
         ms = (time.perf_counter() - t0) * 1000
+        expect_headers(r, want, "guardrails bench, not streamed")
         return ms, ms
     first = None
     async with client.stream("POST", url, json=body, headers=headers) as r:
         r.raise_for_status()
+        expect_headers(r, want, "guardrails bench, streamed")
         async for line in r.aiter_lines():
             if first is None and line.startswith("data: {") and '"content":"' in line \
                     and '"content":""' not in line:
@@ -167,9 +172,16 @@ def main() -> None:
              "--log-level", "warning", "--no-access-log"], gw_env, f"{gw}/ready", quiet=True))
         time.sleep(3)  # the gateway loads Presidio/spaCy in the background at start-up
         for size in (1024, 8192):
+            masked = gateway_metric(gw, "llmp_guardrail_decisions_total", action="mask")
             r = asyncio.run(compare(url, keys, lambda i, s=size: {
                 "model": "mock", "max_tokens": 1,
                 "messages": [{"role": "user", "content": prompt(s, i)}]}, args.n))
+            # "on" must have run the input checks: each of its prompts has PII to mask, and "off"
+            # none ran (the counter would count its masks too)
+            masked = gateway_metric(gw, "llmp_guardrail_decisions_total", action="mask") - masked
+            on_requests = len(r["on"]) + 3
+            expect(masked >= on_requests, f"input stage {size} B: {on_requests} guarded requests "
+                   f"with PII, but the gateway masked PII {masked:.0f} times")
             lines.append(f"input stage, {size // 1024} KB prompt: {added(r)}")
         answer = prompt(600, 7).replace("Contact Maria Lopez at maria.lopez7@contoso.com or "
                                         "425-555-0107 about it. ", "")
@@ -187,4 +199,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -9,7 +9,10 @@ backend, interleaved in one run:
 
     .venv/bin/python bench/limits.py [--rounds N] [--per-round N]
 
-Prints p50/p99 latency of each and what ``on`` adds (aim: < 1 ms p50, < 2 ms p99).
+Prints p50/p99 latency of each and what ``on`` adds (aim: < 1 ms p50, < 2 ms p99). Every request
+is a response-cache miss (a new prompt each, as in ``bench/overhead.py``), checked on each answer
+(``x-cache: miss``, ``x-llmp-backend: mock``) and in each gateway's counters; the run stops with exit
+status 2 otherwise.
 """
 
 from __future__ import annotations
@@ -30,10 +33,12 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.overhead import measure, pct, process  # noqa: E402
+from bench.assertions import miss, run_main  # noqa: E402
+from bench.overhead import Target, measure, pct, process  # noqa: E402
 from llmp_cli.local import LocalPostgres, LocalRedis, free_port  # noqa: E402
 
 BENCH_TENANT_ID = "00000000-0000-0000-0000-00000000b0b0"
+RPM, TPM = 10_000_000, 1_000_000_000
 
 
 def create_app_off() -> Any:
@@ -85,9 +90,9 @@ def make_tenant_key(db_url: str) -> str:
 
     async def run() -> str:
         db = Database(db_url, min_size=0, max_size=1)
-        await TenantStore(db).create("bench", rpm_limit=10_000_000, tpm_limit=1_000_000_000,
+        await TenantStore(db).create("bench", rpm_limit=RPM, tpm_limit=TPM,
                                      monthly_budget=Decimal("1000000"))
-        _, key = await KeyStore(db).create("bench", rpm_limit=10_000_000)
+        _, key = await KeyStore(db).create("bench", rpm_limit=RPM)
         await db.aclose()
         return key
 
@@ -167,10 +172,14 @@ def main() -> None:
                                      str(on_port)], gw_env, f"http://127.0.0.1:{on_port}/ready"))
         stack.enter_context(process([*uvicorn, "bench.limits:create_app_off", "--port",
                                      str(off_port)], gw_env, f"http://127.0.0.1:{off_port}/health"))
+        off_url, on_url = f"http://127.0.0.1:{off_port}", f"http://127.0.0.1:{on_port}"
         targets = {
-            "off": (f"http://127.0.0.1:{off_port}/v1/chat/completions", {}, "mock"),
-            "on": (f"http://127.0.0.1:{on_port}/v1/chat/completions",
-                   {"authorization": f"Bearer {key}"}, "mock"),
+            # off: no limits ran (no rate headers); on: the key's and the tenant's limits did
+            "off": Target(f"{off_url}/v1/chat/completions", {}, "mock",
+                          {**miss("mock"), "x-ratelimit-limit-requests": ""}, off_url),
+            "on": Target(f"{on_url}/v1/chat/completions", {"authorization": f"Bearer {key}"},
+                         "mock", {**miss("mock"), "x-ratelimit-limit-requests": str(RPM),
+                                  "x-ratelimit-limit-tokens": str(TPM)}, on_url),
         }
         out += ["", "| concurrency | target | n | errors | p50 ms | p99 ms | added p50 ms |"
                 " added p99 ms |", "|---|---|---|---|---|---|---|---|"]
@@ -192,4 +201,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

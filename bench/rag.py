@@ -35,6 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np
 
+from bench.assertions import expect, run_main
 from bench.rag_corpus import build
 from functions.rag.retrieval import Mode, RankParams, second_stage
 from functions.rag.service import RagService
@@ -130,9 +131,19 @@ def time_queries(search: Callable[[list[float]], list[Hit]], qs: list[list[float
         t1 = time.perf_counter()
         second_stage("policy team error server", hits, "hybrid", params)
         t2 = time.perf_counter()
+        check_candidates(hits)
         s1.append((t1 - t0) * 1000)
         total.append((t2 - t0) * 1000)
     return {"stage1": summary(s1), "stage1+2": summary(total), "queries": len(qs)}
+
+
+def check_candidates(hits: list[Hit]) -> None:
+    """Stage 1 is what the rows name: 64 candidates, with their vectors and payloads, all from the
+    filtered tenant's knowledge base."""
+    expect(len(hits) == 64, f"stage 1 returned {len(hits)} candidates, not 64")
+    wrong = [h.id for h in hits if (h.payload.get("tenant"), h.payload.get("kb")) != ("t0", "kb0")]
+    expect(not wrong, f"stage 1 returned {len(wrong)} points outside the filter (t0/kb0)")
+    expect(all(len(h.vector or []) == DIM for h in hits), "stage 1 returned hits without vectors")
 
 
 def local_mode(tmp: Path, vectors: np.ndarray[Any, Any], payloads: list[dict[str, Any]],
@@ -241,4 +252,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -29,6 +29,7 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.assertions import expect, run_main  # noqa: E402
 from llmp_cli.local import LocalAzurite, free_port  # noqa: E402
 from models.blob_store import BlobSettings, ModelStore, ModelVersion  # noqa: E402
 from models.local_files import gguf_in_distribution  # noqa: E402
@@ -50,6 +51,8 @@ class Load:
         self.url, self.stop = url, threading.Event()
         self.seen: list[tuple[float, str]] = []
         self.failures = 0
+        self.unversioned = 0
+        """Answers that did not name their model version: they cannot tell when the swap landed."""
         self.threads = [threading.Thread(target=self.loop, daemon=True) for _ in range(clients)]
 
     def loop(self) -> None:
@@ -58,8 +61,11 @@ class Load:
                 try:
                     r = c.post(f"{self.url}/v1/chat/completions", json={
                         "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 8})
-                    if r.status_code == 200:
-                        self.seen.append((time.monotonic(), r.headers["x-llmp-model-version"]))
+                    version = r.headers.get("x-llmp-model-version")
+                    if r.status_code == 200 and version:
+                        self.seen.append((time.monotonic(), version))
+                    elif r.status_code == 200:
+                        self.unversioned += 1
                     else:
                         self.failures += 1
                 except httpx.HTTPError:
@@ -111,6 +117,8 @@ def swap_bench(settings: BlobSettings, work: Path, smol: Path, gemma: Path) -> l
         for t in load.threads:
             t.join(60)
         out.append(f"\nrequests answered during the run: {len(load.seen)}, failed: {load.failures}")
+        expect(load.unversioned == 0, f"{load.unversioned} answers carried no "
+               "x-llmp-model-version header: the swap times would not be what they name")
     finally:
         proc.terminate()
         proc.wait(10)
@@ -166,4 +174,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

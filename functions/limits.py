@@ -17,9 +17,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
@@ -146,8 +147,23 @@ def estimate_tokens(req: SamplingParams, context_length: int, default_max: int) 
     return prompt + answer
 
 
+_month: tuple[float, float, str] = (0.0, 0.0, "")
+"""(from, until, "YYYY-MM"): the current UTC month, as Unix times, so that the request path
+formats a date once a month, not once a request."""
+
+
 def month_key(tenant_id: str, now: datetime | None = None) -> str:
-    return f"llmp:spend:{{{tenant_id}}}:{(now or datetime.now(UTC)):%Y-%m}"
+    if now is not None:
+        return f"llmp:spend:{{{tenant_id}}}:{now:%Y-%m}"
+    global _month
+    t = time.time()
+    start, end, month = _month
+    if not start <= t < end:
+        d = datetime.fromtimestamp(t, UTC)
+        first = d.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+        nxt = (first + timedelta(days=32)).replace(day=1)
+        _month = start, end, month = first.timestamp(), nxt.timestamp(), f"{first:%Y-%m}"
+    return f"llmp:spend:{{{tenant_id}}}:{month}"
 
 
 SpendTotal = Callable[[str], Awaitable[Decimal]]

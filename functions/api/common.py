@@ -93,10 +93,11 @@ def endpoint(fn: Handler) -> Handler:
         for name, value in getattr(request.state, "llmp_headers", {}).items():
             response.headers.setdefault(name, value)
         response.headers["x-request-id"] = request_id
-        log.info("request", extra={
-            "request_id": request_id, "method": request.method, "path": request.url.path,
-            "status": response.status_code,
-            "ms": round((time.perf_counter() - started) * 1000, 2)})
+        if log.isEnabledFor(logging.INFO):  # nothing to build when the line is not written
+            log.info("request", extra={  # the scope's path: request.url would parse the URL
+                "request_id": request_id, "method": request.method, "path": request.scope["path"],
+                "status": response.status_code,
+                "ms": round((time.perf_counter() - started) * 1000, 2)})
         return response
 
     return wrapped

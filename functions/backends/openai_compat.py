@@ -124,6 +124,10 @@ class OpenAICompatBackend:
         self._base = spec.base_url + "/v1/"
         self._client = client
         self._read_timeout = read_timeout_s
+        # one Timeout and one parsed URL per endpoint, not one of each per request
+        self._timeout_obj = httpx.Timeout(client.timeout.connect, read=read_timeout_s,
+                                          write=read_timeout_s, pool=client.timeout.pool)
+        self._urls: dict[str, httpx.URL] = {}
         # identity: the SSE relay reads raw bytes, so the body must not be compressed
         self._headers = {"content-type": "application/json", "accept-encoding": "identity"}
         if spec.api_key_env:
@@ -139,12 +143,17 @@ class OpenAICompatBackend:
                                      code="unsupported_parameter")
 
     def _timeout(self) -> httpx.Timeout:
-        return httpx.Timeout(self._client.timeout.connect, read=self._read_timeout,
-                             write=self._read_timeout, pool=self._client.timeout.pool)
+        return self._timeout_obj
+
+    def _url(self, endpoint: Endpoint) -> httpx.URL:
+        url = self._urls.get(endpoint)
+        if url is None:
+            url = self._urls[endpoint] = httpx.URL(self._base + endpoint)
+        return url
 
     async def complete(self, endpoint: Endpoint, body: dict[str, Any]) -> Completion:
         try:
-            r = await self._client.post(self._base + endpoint, content=orjson.dumps(body),
+            r = await self._client.post(self._url(endpoint), content=orjson.dumps(body),
                                         headers=self._headers, timeout=self._timeout())
         except httpx.HTTPError as e:
             raise transport_error(self.name, e) from e
@@ -157,7 +166,7 @@ class OpenAICompatBackend:
         return Completion(r.content, parsed, forwarded(r))
 
     async def open_stream(self, endpoint: Endpoint, body: dict[str, Any]) -> SSEStream:
-        request = self._client.build_request("POST", self._base + endpoint, content=orjson.dumps(body),
+        request = self._client.build_request("POST", self._url(endpoint), content=orjson.dumps(body),
                                              headers=self._headers, timeout=self._timeout())
         try:
             r = await self._client.send(request, stream=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import time
 import uuid
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import orjson
@@ -43,7 +43,7 @@ class Answer:
         return (self.usage or {}).get("completion_tokens")
 
     def encode(self) -> bytes:
-        return orjson.dumps(asdict(self))
+        return orjson.dumps(self)  # orjson writes a dataclass as asdict() would, 20x faster
 
     @classmethod
     def decode(cls, raw: bytes | str) -> Answer:

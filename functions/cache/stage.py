@@ -7,6 +7,11 @@ unless the tenant opts in, ``logprobs``/``echo``, answers with tool calls, error
 entries over the size limit. ``Cache-Control: no-cache`` skips the lookup, ``no-store`` the store.
 Redis failing is never an error for the request: the cache is bypassed and
 ``llmp_cache_unavailable_total`` counts it.
+
+A live answer is written to Redis after it was sent (a background task, off the answer's path). This
+process still reads its own writes: a lookup of a request whose store is still under way waits for
+that store first, and a new model version is known to this process at once (Redis learns it with
+the store).
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import logging
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Literal
 
+from pydantic import BaseModel
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
@@ -54,6 +60,30 @@ class ResponseCache:
         self.versions = ModelVersions(redis, settings.version_ttl_s) if redis is not None else None
         self.semantic = SemanticIndex(redis, settings.semantic_max_entries) if redis else None
         self.embedder = Embedder()
+        self._storing: dict[tuple[str, str, str], asyncio.Task[None]] = {}
+        """Stores still under way, by (tenant, alias, request hash)."""
+        self._recording: set[asyncio.Task[None]] = set()
+        self._fps: dict[int, tuple[BaseModel, str]] = {}
+
+    async def aclose(self) -> None:
+        """Wait for the stores still under way (shutdown)."""
+        pending = [*self._storing.values(), *self._recording]
+        if pending:
+            await asyncio.gather(*pending, return_exceptions=True)
+
+    def _record_version(self, alias: str, version: str) -> None:
+        if self.versions is None or not self.versions.note(alias, version):
+            return
+        task = asyncio.get_running_loop().create_task(self._record(alias, version))
+        self._recording.add(task)
+        task.add_done_callback(self._recording.discard)
+
+    async def _record(self, alias: str, version: str) -> None:
+        assert self.versions is not None
+        try:
+            await self.versions.record(alias, version)
+        except FAILURES as e:
+            self.unavailable("version", e)
 
     async def begin(self, tenant_id: str, endpoint: str, req: SamplingParams, guard: RequestGuard,
                     headers: Mapping[str, str]) -> CacheTurn:
@@ -69,8 +99,21 @@ class ResponseCache:
         turn.policy = policy
         turn.can_lookup = "no-cache" not in directives
         turn.can_store = "no-store" not in directives
-        turn.policy_fp = digest(guard.policy.model_dump(mode="json"))
+        turn.policy_fp = self._policy_fp(guard.policy)
         return turn
+
+    def _policy_fp(self, policy: BaseModel) -> str:
+        """The guardrail policy's part of the key, computed once per policy object: a caller that
+        reuses its policy objects (one disabled policy for every request with guardrails off)
+        dumps and hashes each once, not once per request."""
+        memo = self._fps.get(id(policy))
+        if memo is not None and memo[0] is policy:
+            return memo[1]
+        fp = digest(policy.model_dump(mode="json"))
+        if len(self._fps) >= 1024:
+            self._fps.clear()
+        self._fps[id(policy)] = (policy, fp)
+        return fp
 
     def unavailable(self, op: str, e: BaseException) -> None:
         self.metrics.cache_unavailable.labels(op).inc()
@@ -119,6 +162,9 @@ class CacheTurn:
         c = self.cache
         if not self.can_lookup or c.redis is None or c.versions is None:
             return None
+        storing = c._storing.get((self.tenant_id, self.alias, self._rhash()))
+        if storing is not None:  # the same request, answered here a moment ago: read that write
+            await asyncio.wait([storing])
         try:
             version = await c.versions.current(self.alias)
             raw = await c.redis.get(entry_key(self.tenant_id, self.alias, version, self._rhash()))
@@ -167,18 +213,15 @@ class CacheTurn:
         return self._found("semantic", raw)
 
     async def seen(self, headers: Mapping[str, str], answer: Answer | None = None) -> str:
-        """Learn the version a live answer came from; returns it ('' if unknown)."""
+        """Learn the version a live answer came from; returns it ('' if unknown). This process
+        knows it at once; the Redis record is written in the background."""
         version = headers.get(VERSION_HEADER) or (answer.fingerprint if answer else None) or ""
-        c = self.cache
-        if c.versions is not None and version:
-            try:
-                await c.versions.seen(self.alias, version)
-            except FAILURES as e:
-                c.unavailable("version", e)
+        self.cache._record_version(self.alias, version)
         return version
 
     async def store(self, answer: Answer, headers: Mapping[str, str]) -> None:
-        """Store a complete live answer, if this request may be stored."""
+        """Store a complete live answer, if this request may be stored: decided now, written in
+        the background (the answer does not wait for Redis)."""
         answer.version = await self.seen(headers, answer)
         c, policy = self.cache, self.policy
         if (not self.can_store or self.hit or policy is None or c.redis is None
@@ -191,10 +234,23 @@ class CacheTurn:
             return
         key = entry_key(self.tenant_id, self.alias, answer.version, self._rhash())
         ttl = min(policy.ttl_s, c.settings.max_ttl_s)
+        pending = (self.tenant_id, self.alias, self._rhash())
+        task = asyncio.get_running_loop().create_task(self._write(key, raw, ttl, answer.version))
+        c._storing[pending] = task
+
+        def done(t: asyncio.Task[None]) -> None:
+            if c._storing.get(pending) is t:
+                del c._storing[pending]
+
+        task.add_done_callback(done)
+
+    async def _write(self, key: str, raw: bytes, ttl: int, version: str) -> None:
+        c = self.cache
+        assert c.redis is not None
         try:
             await c.redis.set(key, raw, ex=ttl)
             if self._vector is not None and self._partition is not None and c.semantic is not None:
-                pkey = partition_key(self.tenant_id, self.alias, answer.version, self._partition)
+                pkey = partition_key(self.tenant_id, self.alias, version, self._partition)
                 await c.semantic.add(pkey, self._vector, key, ttl)
         except FAILURES as e:
             c.unavailable("store", e)

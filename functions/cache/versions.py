@@ -34,10 +34,28 @@ class ModelVersions:
 
     async def seen(self, alias: str, version: str) -> None:
         """A live answer came from ``version``: record it if it is news."""
+        if self.note(alias, version):
+            await self.record(alias, version)
+
+    def note(self, alias: str, version: str) -> bool:
+        """This process's part of :meth:`seen`, at once: the alias moves on to ``version`` here
+        (so this instance's next lookup uses it); True when it is news, and :meth:`record` should
+        then tell the other instances."""
         if not version:
-            return
+            return False
         memo = self._memo.get(alias)
         if memo is not None and memo[1] == version and memo[0] > time.monotonic():
-            return
-        await self._redis.set(version_key(alias), version, ex=VERSION_TTL_S)
+            return False
         self._memo[alias] = (time.monotonic() + self._ttl, version)
+        return True
+
+    async def record(self, alias: str, version: str) -> None:
+        """The Redis record every instance reads (raises RedisError/OSError); on failure this
+        process forgets the version too, so that the next live answer records it again."""
+        try:
+            await self._redis.set(version_key(alias), version, ex=VERSION_TTL_S)
+        except BaseException:
+            memo = self._memo.get(alias)
+            if memo is not None and memo[1] == version:
+                del self._memo[alias]
+            raise
