@@ -267,6 +267,8 @@ class Gateway:
             self._refresher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._refresher
+        if "response_cache" in built:  # stores still under way, before Redis closes
+            await self.response_cache.aclose()
         if "limiter" in built:
             await self.limiter.aclose()
         if "spend" in built:  # first: it still needs the database

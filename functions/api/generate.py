@@ -10,6 +10,7 @@ errors, in the response's close for streams.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncIterator, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
     from functions.cache.entry import Answer
     from functions.conversations.history import History
     from functions.guardrails.engine import OutputKind, RequestGuard
+    from functions.guardrails.policy import GuardrailPolicy
 
 R = TypeVar("R", bound=SamplingParams)
 SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
@@ -42,14 +44,21 @@ LOGPROBS_HEADER = "x-llmp-logprobs-withheld"
 """Set on a stream whose logprobs are not sent, because the output guardrails check its text."""
 
 
-async def _guard(ctx: RequestContext[Any]) -> RequestGuard:
+@functools.cache
+def _guardrails_off() -> GuardrailPolicy:
+    """One policy object for every request while guardrails are off (its cache-key part is
+    computed once per object)."""
     from functions.guardrails.policy import GuardrailPolicy
 
+    return GuardrailPolicy(enabled=False)
+
+
+async def _guard(ctx: RequestContext[Any]) -> RequestGuard:
     gw, req = ctx.gw, ctx.req
     if gw.guardrail_settings.enabled:
         policy = (await gw.policies.get(ctx.principal.tenant_id)).resolve(req.model, req.guardrails)
     else:
-        policy = GuardrailPolicy(enabled=False)
+        policy = _guardrails_off()
     return gw.guardrails.begin(policy, tenant_id=ctx.principal.tenant_id, model=req.model,
                                request_id=ctx.request_id)
 

@@ -49,11 +49,17 @@ class Citations:
             return completion.content
         return orjson.dumps({**completion.body, "rag": self.info})
 
-    async def stream(self, events: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    def stream(self, events: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+        """The events with ``rag`` added to the first chunk; without retrieval, the same events
+        (no extra layer on the stream)."""
+        return events if self.info is None else self._stream(events, self.info)
+
+    @staticmethod
+    async def _stream(events: AsyncIterator[bytes], info: dict[str, Any]) -> AsyncIterator[bytes]:
         first = True
         async for data in events:
-            if first and self.info is not None:
-                data = _with_info(data, self.info)
+            if first:
+                data = _with_info(data, info)
             first = False
             yield data
 
