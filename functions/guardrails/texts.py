@@ -8,8 +8,9 @@ from typing import Any, TypeVar
 from functions.protocol.chat import ChatCompletionRequest, TextPart
 from functions.protocol.common import SamplingParams
 from functions.protocol.completions import CompletionRequest
+from functions.protocol.embeddings import EmbeddingRequest
 
-R = TypeVar("R", bound=SamplingParams)
+R = TypeVar("R", bound=SamplingParams | EmbeddingRequest)
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,7 +22,7 @@ class InputText:
     part: int | None = None
 
 
-def input_texts(req: SamplingParams) -> list[InputText]:
+def input_texts(req: SamplingParams | EmbeddingRequest) -> list[InputText]:
     out: list[InputText] = []
     if isinstance(req, ChatCompletionRequest):
         for i, m in enumerate(req.messages):
@@ -32,6 +33,8 @@ def input_texts(req: SamplingParams) -> list[InputText]:
     elif isinstance(req, CompletionRequest):
         prompts = [req.prompt] if isinstance(req.prompt, str) else req.prompt
         out.extend(InputText(p, "user", i) for i, p in enumerate(prompts))
+    elif isinstance(req, EmbeddingRequest):  # strings are user text; token arrays carry none
+        out.extend(InputText(t, "user", i) for i, t in enumerate(req.texts or []))
     return out
 
 
@@ -54,4 +57,6 @@ def replace_texts(req: R, texts: list[str]) -> R:
         return req.model_copy(update={"messages": messages})
     if isinstance(req, CompletionRequest):
         return req.model_copy(update={"prompt": texts[0] if isinstance(req.prompt, str) else texts})
+    if isinstance(req, EmbeddingRequest):
+        return req.model_copy(update={"input": texts[0] if isinstance(req.input, str) else texts})
     return req
