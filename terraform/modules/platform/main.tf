@@ -32,7 +32,8 @@ locals {
   ilb_ips = {
     gguf   = cidrhost(module.network.subnet_cidrs.aks_ilb, 10)
     vllm   = cidrhost(module.network.subnet_cidrs.aks_ilb, 20)
-    qdrant = cidrhost(module.network.subnet_cidrs.aks_ilb, 30)
+    qdrant    = cidrhost(module.network.subnet_cidrs.aks_ilb, 30)
+    embedding = cidrhost(module.network.subnet_cidrs.aks_ilb, 40)
   }
 }
 
@@ -202,6 +203,7 @@ module "functions" {
   gguf_url                               = "http://${local.ilb_ips.gguf}:8081"
   vllm_url                               = "http://${local.ilb_ips.vllm}:8000"
   qdrant_url                             = "http://${local.ilb_ips.qdrant}:6333"
+  embedding_url                          = "http://${local.ilb_ips.embedding}:8082"
   db_pool_max                            = var.gateway_db_pool_max
   log_level                              = var.gateway_log_level
   tags                                   = local.tags

@@ -1,6 +1,7 @@
 from functions.guardrails.texts import input_texts, replace_texts
 from functions.protocol.chat import ChatCompletionRequest
 from functions.protocol.completions import CompletionRequest
+from functions.protocol.embeddings import EmbeddingRequest
 
 
 def test_every_text_is_found_and_replaced_in_place() -> None:
@@ -24,3 +25,13 @@ def test_completion_prompts() -> None:
     assert replace_texts(one, ["y"]).prompt == "y"
     many = CompletionRequest.model_validate({"model": "m", "prompt": ["x", "z"]})
     assert replace_texts(many, ["y", "z"]).prompt == ["y", "z"]
+
+
+def test_embedding_inputs() -> None:
+    one = EmbeddingRequest.model_validate({"model": "m", "input": "x"})
+    assert [(t.text, t.role) for t in input_texts(one)] == [("x", "user")]
+    assert replace_texts(one, ["y"]).input == "y"
+    many = EmbeddingRequest.model_validate({"model": "m", "input": ["x", "z"]})
+    assert replace_texts(many, ["y", "z"]).input == ["y", "z"]
+    ids = EmbeddingRequest.model_validate({"model": "m", "input": [[1, 2]]})
+    assert input_texts(ids) == []  # token arrays: no text to check
