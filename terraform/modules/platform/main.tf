@@ -30,8 +30,8 @@ locals {
   # Fixed addresses of the model tiers' internal load balancers, in the ILB subnet. The AKS overlays
   # receive them through infra.env (pipelines/scripts/write_infra_env.py).
   ilb_ips = {
-    gguf   = cidrhost(module.network.subnet_cidrs.aks_ilb, 10)
-    vllm   = cidrhost(module.network.subnet_cidrs.aks_ilb, 20)
+    gguf      = cidrhost(module.network.subnet_cidrs.aks_ilb, 10)
+    vllm      = cidrhost(module.network.subnet_cidrs.aks_ilb, 20)
     qdrant    = cidrhost(module.network.subnet_cidrs.aks_ilb, 30)
     embedding = cidrhost(module.network.subnet_cidrs.aks_ilb, 40)
   }
