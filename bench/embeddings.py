@@ -32,8 +32,9 @@ from llmp_cli.local import LocalPostgres, LocalRedis, free_port, running  # noqa
 
 MODEL = "all-minilm-l6-v2"
 BACKEND = "embedding-bench"
-WORDS = ("harbour lantern quiet river stone market winter orchard signal copper meadow bridge "
-         "thunder garden paper window silver valley engine letter").split()
+WORDS = ["harbour", "lantern", "quiet", "river", "stone", "market", "winter", "orchard", "signal",
+         "copper", "meadow", "bridge", "thunder", "garden", "paper", "window", "silver", "valley",
+         "engine", "letter"]
 
 
 def text(i: int) -> str:

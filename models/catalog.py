@@ -1,7 +1,7 @@
 """The model catalog (``models/catalog.yaml``), validated at start-up.
 
-One alias names a tier (``gguf``, ``vllm`` or ``embedding``), its backends (tried in order, with fallback before the
-first token), its context length and its price per 1K tokens.
+One alias names a tier (``gguf``, ``vllm`` or ``embedding``), its backends (tried in order, with
+fallback before the first token), its context length and its price per 1K tokens.
 """
 
 from __future__ import annotations

@@ -47,7 +47,7 @@ class EmbeddingRequest(StrictModel):
         v = self.input
         if isinstance(v, str) or isinstance(v[0], str):
             return []
-        return [v] if isinstance(v[0], int) else v  # type: ignore[list-item,return-value]
+        return [v] if isinstance(v[0], int) else v
 
     def estimated_tokens(self) -> int:
         """Tokens to reserve before the tier counts them: one per 4 bytes of text (it errs high),

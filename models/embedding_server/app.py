@@ -69,7 +69,7 @@ class EmbeddingServer:
         self.batcher: Batcher | None = None
         self.load_error: str | None = None
         self.load_seconds: float | None = None
-        self._tokenize_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="tokenize")
+        self._tokenize_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tokenize")
         self.metrics = Metrics(lambda: self.batcher.in_flight if self.batcher else 0)
 
     # -- life -----------------------------------------------------------------------------------
@@ -171,9 +171,9 @@ class EmbeddingServer:
             raise RequestError(400, f"Too many inputs: {len(inputs)}; at most {s.max_inputs} per "
                                "request.", param="input", code="too_many_inputs")
         if isinstance(inputs[0], str):
-            ids = await self._tokenize(encoder, inputs)  # type: ignore[arg-type]
+            ids = await self._tokenize(encoder, inputs)
         else:
-            ids = inputs  # type: ignore[assignment]
+            ids = inputs
             self._check_token_ids(encoder, ids)
         if req.truncate:
             ids = [seq[:self.max_tokens] for seq in ids]

@@ -47,9 +47,12 @@ class Encoder:
         self.tokenizer = tok = self.model.tokenizer
         get_dim = getattr(self.model, "get_embedding_dimension", None) or \
             self.model.get_sentence_embedding_dimension
-        self.dim = int(get_dim())
+        dim, max_len = get_dim(), self.model.max_seq_length
+        if dim is None or max_len is None:
+            raise ValueError(f"{path}: the model gives no embedding dimension or max_seq_length")
+        self.dim = int(dim)
         self._specials = len(tok.build_inputs_with_special_tokens([]))
-        self.max_tokens = int(self.model.max_seq_length) - self._specials
+        self.max_tokens = int(max_len) - self._specials
         self.vocab_size = len(tok)
         self._pad = int(tok.pad_token_id or 0)
         self._token_types = "token_type_ids" in tok.model_input_names

@@ -32,8 +32,8 @@ class EmbeddingRequest(BaseModel):
         if isinstance(v, str):
             return [v]
         if v and isinstance(v[0], int):
-            return [v]  # type: ignore[list-item]
-        return v  # type: ignore[return-value]
+            return [v]
+        return v  # type: ignore[return-value]  # a list of token ids was handled above
 
 
 def check_input_shape(v: Any) -> Any:
