@@ -51,8 +51,8 @@ class Encoder:
         if dim is None or max_len is None:
             raise ValueError(f"{path}: the model gives no embedding dimension or max_seq_length")
         self.dim = int(dim)
-        self._specials = len(tok.build_inputs_with_special_tokens([]))
-        self.max_tokens = int(max_len) - self._specials
+        self._prefix, self._suffix = _special_tokens(tok)
+        self.max_tokens = int(max_len) - len(self._prefix) - len(self._suffix)
         self.vocab_size = len(tok)
         self._pad = int(tok.pad_token_id or 0)
         self._token_types = "token_type_ids" in tok.model_input_names
@@ -72,7 +72,7 @@ class Encoder:
         with torch.inference_mode():
             for start in range(0, len(order), self.batch_size):
                 rows = order[start:start + self.batch_size]
-                seqs = [self.tokenizer.build_inputs_with_special_tokens(list(ids[i])) for i in rows]
+                seqs = [[*self._prefix, *ids[i], *self._suffix] for i in rows]
                 width = max(len(s) for s in seqs)
                 input_ids = torch.full((len(seqs), width), self._pad, dtype=torch.long)
                 mask = torch.zeros((len(seqs), width), dtype=torch.long)
@@ -86,6 +86,16 @@ class Encoder:
                 emb = torch.nn.functional.normalize(emb.float(), p=2, dim=1)
                 out[rows] = emb.numpy()
         return out
+
+
+def _special_tokens(tok: Any) -> tuple[list[int], list[int]]:
+    """What the tokenizer puts before and after a text's ids (``[CLS]`` and ``[SEP]`` for BERT)."""
+    plain = tok("a", add_special_tokens=False)["input_ids"]
+    full = tok("a")["input_ids"]
+    for i in range(len(full) - len(plain) + 1):
+        if full[i:i + len(plain)] == plain:
+            return list(full[:i]), list(full[i + len(plain):])
+    raise ValueError("cannot tell the tokenizer's special tokens")
 
 
 @dataclass(slots=True)
