@@ -1,6 +1,6 @@
 """/v1/embeddings through the gateway vs the embedding tier directly, in one run.
 
-    .venv/bin/python bench/embeddings.py [--n 60]
+    .venv/bin/python bench/embeddings.py [--n 30] [--threads 1]
 
 Starts Postgres, Redis, the embedding server (all-MiniLM-L6-v2, CPU torch) and the gateway as
 processes, as in production, then sends batches of 1 and of 32 inputs (distinct texts of about 20
@@ -97,7 +97,8 @@ async def bench(direct: str, gateway: str, key: str, n: int) -> list[str]:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--n", type=int, default=60)
+    ap.add_argument("--n", type=int, default=30)
+    ap.add_argument("--threads", type=int, default=1, help="the embedding server's torch threads")
     args = ap.parse_args()
     env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1")
     py = sys.executable
@@ -117,12 +118,14 @@ def main() -> None:
     gw_env = {**env, "DATABASE_URL": db_url, "REDIS_URL": redis_url,
               "LLMP_CATALOG_PATH": str(catalog), "LLMP_LOG_LEVEL": "WARNING"}
     out = [f"# embeddings ({time.strftime('%Y-%m-%d %H:%M')}, {os.cpu_count()} CPUs, n={args.n}, "
-           "concurrency 1)"]
+           f"concurrency 1, {args.threads} torch thread(s))"]
     try:
         with contextlib.ExitStack() as stack:
             stack.enter_context(running([py, "-m", "models.embedding_server.app"],
                                         {**env, "LLMP_EMBEDDING_SERVER_PORT": str(emb_port),
-                                         "LLMP_EMBEDDING_SERVER_ALIAS": MODEL}, f"{emb}/health",
+                                         "LLMP_EMBEDDING_SERVER_ALIAS": MODEL,
+                                         "LLMP_EMBEDDING_SERVER_THREADS": str(args.threads)},
+                                        f"{emb}/health",
                                         quiet=True, timeout_s=120))
             stack.enter_context(running(
                 [py, "-m", "uvicorn", "functions.asgi:create_app", "--factory", "--port",
