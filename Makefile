@@ -3,7 +3,7 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-EXTRAS := gateway,semantic,gguf,models-local,local,rag,dev,deploy
+EXTRAS := gateway,semantic,gguf,embedding,models-local,local,rag,dev,deploy
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml package-lock.json | sha1sum | cut -c1-12)
 
 export HF_HUB_OFFLINE := 1
@@ -35,7 +35,7 @@ $(TOOLS_STAMP):
 
 tools: $(TOOLS_STAMP)  ## checkov, for tests/deploy
 
-run: install  ## start Postgres, Redis, the GGUF server(s) and the gateway on http://127.0.0.1:7071
+run: install  ## start Postgres, Redis, the GGUF and embedding servers and the gateway on http://127.0.0.1:7071
 	$(BIN)/llmp serve
 
 test: install tools lint  ## lint, type-check, then every test (slow ones included)

@@ -75,7 +75,7 @@ async def ingest_and_quality(tmp: Path, extra_docs: int, reranker: str | None) -
     elapsed = time.perf_counter() - started
     texts = [f"passage {i} " + " ".join(rng.choice(WORDS, 150)) for i in range(256)]
     t0 = time.perf_counter()
-    svc.embedder.embed(texts)
+    await svc.embedder.embed(texts)
     embed_rate = len(texts) / (time.perf_counter() - t0)
     out: dict[str, Any] = {"ingest": {"documents": len(docs) + extra_docs, "chunks": chunks,
                                       "seconds": round(elapsed, 1),
@@ -95,7 +95,7 @@ async def ingest_and_quality(tmp: Path, extra_docs: int, reranker: str | None) -
     qt = []
     for q in questions[:50]:
         t0 = time.perf_counter()
-        svc.embedder.embed([q.text])
+        await svc.embedder.embed([q.text])
         qt.append((time.perf_counter() - t0) * 1000)
     out["query_embedding"] = summary(qt)
     await svc.aclose()

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from functions.conversations.store import ConversationStore
     from functions.db import Database
     from functions.dispatch import Dispatcher
+    from functions.embeddings import EmbeddingDispatcher
     from functions.entra import EntraVerifier
     from functions.guardrails.engine import Guardrails
     from functions.guardrails.policies import PolicyStore
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
     from functions.keys import KeyStore
     from functions.limits import Limiter
     from functions.metrics import GatewayMetrics
+    from functions.rag.embedder import TextEmbedder
     from functions.rag.service import RagService
     from functions.rag.settings import RagSettings
     from functions.secrets import KeyVaultSecrets
@@ -198,6 +200,30 @@ class Gateway:
         return Dispatcher(self.catalog, backends, s.backend_cooldown_s)
 
     @cached_property
+    def embeddings(self) -> EmbeddingDispatcher:
+        """The catalog's embedding models and their backends (``/v1/embeddings``, RAG, cache)."""
+        from functions.backends import build_backend
+        from functions.embeddings import EmbeddingDispatcher
+
+        s = self.settings
+        backends = {m.alias: [build_backend(m.tier, b, self.http, s.backend_read_timeout_s)
+                              for b in m.backends] for m in self.catalog.models if m.caps.embeddings}
+        return EmbeddingDispatcher(self.catalog, backends, s.backend_cooldown_s)
+
+    @cached_property
+    def text_embedder(self) -> TextEmbedder:
+        """The one embedder of RAG and the semantic cache: the embedding tier named by
+        ``LLMP_EMBEDDING_ALIAS``, else (the setting empty) a model in this process."""
+        from functions.rag.embedder import HttpEmbedder, LocalEmbedder
+        from functions.rag.settings import RagSettings
+
+        alias = self.settings.embedding_alias
+        if alias:
+            return HttpEmbedder(self.embeddings, alias)
+        rag = self._rag_settings or RagSettings()
+        return LocalEmbedder(rag.embedding_model, rag.embedding_batch_size)
+
+    @cached_property
     def guardrail_settings(self) -> GuardrailSettings:
         from functions.guardrails.settings import GuardrailSettings
 
@@ -251,7 +277,8 @@ class Gateway:
         """The exact and semantic caches (Redis); the embedder loads on first semantic use."""
         from functions.cache.stage import ResponseCache
 
-        return ResponseCache(self.redis, self.cache_policies, self.cache_settings, self.metrics)
+        return ResponseCache(self.redis, self.cache_policies, self.cache_settings, self.metrics,
+                             lambda: self.text_embedder)
 
     @cached_property
     def conversations(self) -> ConversationStore:
@@ -288,4 +315,5 @@ class Gateway:
         from functions.rag.service import RagService
         from functions.rag.settings import RagSettings
 
-        return RagService(self._rag_settings or RagSettings(), db=lambda: self.db)
+        return RagService(self._rag_settings or RagSettings(), db=lambda: self.db,
+                          embedder=lambda: self.text_embedder)

@@ -32,6 +32,13 @@ class GatewaySettings(BaseSettings):
     backend_cooldown_s: float = Field(5.0, ge=0)
     """How long a backend that refused a connection is skipped while another is healthy."""
 
+    embedding_alias: str | None = "all-minilm-l6-v2"
+    """The catalog alias (an embedding tier) that embeds for RAG and the semantic cache, over HTTP:
+    the gateway never loads torch. Empty: sentence-transformers in the gateway process
+    (``LLMP_RAG_EMBEDDING_MODEL``; tests and benchmarks only)."""
+    embedding_max_inputs: int = Field(2048, gt=0)
+    """Inputs per ``/v1/embeddings`` request (OpenAI's limit); more is a 400 naming ``input``."""
+
     db_pool_min: int = Field(1, ge=0)
     db_pool_max: int = Field(10, gt=0)
     db_timeout_s: float = Field(5.0, gt=0)

@@ -1,5 +1,6 @@
 """``llmp serve``: local services (Postgres, Redis, Azurite), the catalog's GGUF servers (serving from
-Blob, as in production) and the gateway, supervised together.
+Blob, as in production), its embedding servers (the embedding tier, which RAG and the semantic cache
+call too) and the gateway, supervised together.
 
 It never prompts. SIGINT (Ctrl-C, to the whole process group) or SIGTERM stops every child within
 seconds; a child that dies takes the whole platform down with a non-zero exit, so failures are loud.
@@ -101,6 +102,19 @@ def gguf_servers(catalog: Catalog) -> list[tuple[str, str, int, int]]:
     return out
 
 
+def embedding_servers(catalog: Catalog) -> list[tuple[str, int]]:
+    """(alias, port) for each embedding-tier backend the catalog puts on this machine."""
+    out = []
+    for m in catalog.models:
+        if m.tier != "embedding":
+            continue
+        for b in m.backends:
+            parts = urlsplit(b.base_url)
+            if parts.hostname in LOOPBACK and parts.port:
+                out.append((b.served_model or m.alias, parts.port))
+    return out
+
+
 def _stop_on_signals(sup: Supervisor) -> None:
     def handler(signum: int, frame: FrameType | None) -> None:
         if not sup.stopping and not sup.children:
@@ -197,6 +211,11 @@ def _serve(host: str, port: int, catalog_path: Path | None) -> int:
                        "LLMP_GGUF_PORT": str(gport), "LLMP_GGUF_SLOTS": str(slots),
                        "LLMP_GGUF_CACHE_DIR": str(data_dir() / "gguf-cache")},
                       f"http://127.0.0.1:{gport}/health")
+        for alias, eport in embedding_servers(catalog):
+            sup.spawn(f"embedding:{alias}", [sys.executable, "-m", "models.embedding_server.app"],
+                      {**env, "HF_HUB_OFFLINE": "1", "LLMP_EMBEDDING_SERVER_ALIAS": alias,
+                       "LLMP_EMBEDDING_SERVER_PORT": str(eport)},
+                      f"http://127.0.0.1:{eport}/health")
         sup.spawn("gateway", [sys.executable, "-m", "uvicorn", "functions.asgi:create_app",
                               "--factory", "--host", host, "--port", str(port),
                               "--log-level", "warning", "--no-access-log",

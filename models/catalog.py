@@ -1,7 +1,7 @@
 """The model catalog (``models/catalog.yaml``), validated at start-up.
 
-One alias names a tier (``gguf`` or ``vllm``), its backends (tried in order, with fallback before the
-first token), its context length and its price per 1K tokens.
+One alias names a tier (``gguf``, ``vllm`` or ``embedding``), its backends (tried in order, with
+fallback before the first token), its context length and its price per 1K tokens.
 """
 
 from __future__ import annotations
@@ -89,6 +89,9 @@ class Capabilities(_Frozen):
     """Choices per request (``n``)."""
     embedding_dimensions: int | None = Field(None, ge=1)
     """Length of an embedding vector (embedding models)."""
+    matryoshka: bool = False
+    """The embedding model was trained so that a prefix of its vector is an embedding: a request's
+    ``dimensions`` below ``embedding_dimensions`` is then served; otherwise only the native size."""
 
     def has(self, name: Capability) -> bool:
         return bool(getattr(self, name))

@@ -21,7 +21,12 @@ from functions.keys import KeyStore
 from functions.rag.settings import RagSettings
 from functions.settings import GatewaySettings
 from llmp_cli.local import LocalAzurite, LocalAzuriteQueue, LocalPostgres, LocalRedis, free_port
-from tests.support.servers import gguf_server_process, serve_asgi, wait_ready
+from tests.support.servers import (
+    embedding_server_process,
+    gguf_server_process,
+    serve_asgi,
+    wait_ready,
+)
 
 
 @pytest.fixture(scope="session")
@@ -78,6 +83,13 @@ def gguf_url() -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
+def embedding_url() -> Iterator[str]:
+    """The embedding tier (all-MiniLM-L6-v2): /v1/embeddings, and RAG and the semantic cache."""
+    with embedding_server_process() as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
 def mock_url() -> Iterator[str]:
     with serve_asgi(create_mock_app()) as url:
         yield url
@@ -93,7 +105,12 @@ MOCK_MODES = ("mock-500", "mock-503", "mock-400", "mock-midstream-error", "mock-
               "mock-slow", "mock-echo", "mock-dump", "mock-versioned", "mock-tools")
 
 
-def catalog_yaml(gguf_url: str | None, mock_url: str, dead_url: str) -> str:
+EMBEDDING_CAPS = {"chat": False, "completions": False, "tools": False, "json_schema": False,
+                  "logprobs": False, "embeddings": True, "embedding_dimensions": 384}
+
+
+def catalog_yaml(gguf_url: str | None, mock_url: str, dead_url: str,
+                 embedding_url: str | None = None) -> str:
     def model(alias: str, tier: str, *backends: dict[str, str], **extra: object) -> dict[str, object]:
         return {"alias": alias, "tier": tier, "context_length": 4096, "backends": list(backends),
                 **extra}
@@ -111,6 +128,17 @@ def catalog_yaml(gguf_url: str | None, mock_url: str, dead_url: str) -> str:
         model("mock-dump", "vllm", {"name": "mock-dump-a", "url": mock_url},
               capabilities={"suffix": True, "echo": True, "token_input": True, "max_n": 16}),
     ]
+    if embedding_url:
+        embedding = {"capabilities": EMBEDDING_CAPS, "context_length": 254,
+                     "price": {"input_per_1k": 0.1}}
+        models += [model("all-minilm-l6-v2", "embedding", {"name": "embedding-a", "url": embedding_url},
+                         **embedding),
+                   model("embedding-fallback", "embedding",
+                         {"name": "embedding-dead", "url": dead_url, "served_model": "all-minilm-l6-v2"},
+                         {"name": "embedding-b", "url": embedding_url,
+                          "served_model": "all-minilm-l6-v2"}, **embedding),
+                   model("embedding-dead", "embedding", {"name": "embedding-dead-only", "url": dead_url},
+                         **embedding)]
     if gguf_url:
         models.insert(0, model("smollm2-135m", "gguf", {"name": "gguf-a", "url": gguf_url},
                                context_length=2048,
@@ -120,9 +148,9 @@ def catalog_yaml(gguf_url: str | None, mock_url: str, dead_url: str) -> str:
 
 @pytest.fixture(scope="session")
 def catalog_path(tmp_path_factory: pytest.TempPathFactory, gguf_url: str, mock_url: str,
-                 dead_url: str) -> Path:
+                 dead_url: str, embedding_url: str) -> Path:
     path = tmp_path_factory.mktemp("catalog") / "catalog.yaml"
-    path.write_text(catalog_yaml(gguf_url, mock_url, dead_url))
+    path.write_text(catalog_yaml(gguf_url, mock_url, dead_url, embedding_url))
     return path
 
 

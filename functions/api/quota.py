@@ -5,6 +5,7 @@ answer's usage is known (tokens settled, spend queued for the ledger)."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from starlette.requests import Request
@@ -18,6 +19,7 @@ if TYPE_CHECKING:
     from functions.dispatch import Usage
     from functions.limits import Reservation
     from functions.protocol.common import SamplingParams
+    from models.catalog import ModelSpec
 
 
 async def admit(gw: Gateway, request: Request, principal: Principal, req: SamplingParams
@@ -25,17 +27,26 @@ async def admit(gw: Gateway, request: Request, principal: Principal, req: Sampli
     """Refuse a model the key or tenant may not use (403), then reserve the request and its
     estimated tokens against every limit (429) and the budget (402)."""
     from functions.limits import estimate_tokens
+
+    return await admit_tokens(gw, request, principal, req.model, lambda spec: estimate_tokens(
+        req, spec.context_length, gw.settings.limit_default_max_tokens))
+
+
+async def admit_tokens(gw: Gateway, request: Request, principal: Principal, alias: str,
+                       estimate: Callable[[ModelSpec], int]) -> Reservation:
+    """:func:`admit` for any request that names a model: ``estimate`` gives the tokens to reserve
+    (``/v1/embeddings`` reserves its input's estimate, no answer tokens)."""
     from functions.tenants import model_allowed
 
     if not principal.tenant_id:
         raise PermissionDenied("This identity is not mapped to a tenant.")
-    spec = gw.dispatcher.model(req.model)
+    spec = gw.dispatcher.model(alias)
     tenant = await gw.tenants.get(principal.tenant_id)
     if not model_allowed(spec.alias, tenant.allowed_models, principal.allowed_models):
         who = "this tenant" if not model_allowed(spec.alias, tenant.allowed_models) else "this key"
         raise PermissionDenied(f"The model '{spec.alias}' is not enabled for {who}.",
                                param="model", code="model_not_allowed")
-    tokens = estimate_tokens(req, spec.context_length, gw.settings.limit_default_max_tokens)
+    tokens = estimate(spec)
     try:
         reservation = await gw.limiter.reserve(principal, tenant, tokens)
     except LlmpError as e:

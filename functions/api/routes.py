@@ -11,6 +11,7 @@ from functions.api.conversations import (
     get_conversation,
     list_conversations,
 )
+from functions.api.embeddings import embeddings
 from functions.api.generate import chat_completions, completions
 from functions.api.health import health, metrics, ready
 from functions.api.models import get_model, list_models
@@ -28,6 +29,7 @@ from functions.api.usage import get_usage
 ROUTES: tuple[RouteSpec, ...] = (
     RouteSpec("chat_completions", "/v1/chat/completions", ("POST",), chat_completions),
     RouteSpec("completions", "/v1/completions", ("POST",), completions),
+    RouteSpec("embeddings", "/v1/embeddings", ("POST",), embeddings),
     RouteSpec("list_models", "/v1/models", ("GET",), list_models),
     RouteSpec("get_model", "/v1/models/{model}", ("GET",), get_model),
     RouteSpec("rag_upload_document", "/v1/rag/kbs/{kb}/documents", ("POST",), upload_document),

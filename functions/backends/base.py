@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
-Endpoint = Literal["chat/completions", "completions"]
+Endpoint = Literal["chat/completions", "completions", "embeddings"]
 
 
 @dataclass(frozen=True, slots=True)

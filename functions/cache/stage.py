@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel
@@ -45,6 +45,7 @@ from functions.protocol.completions import CompletionRequest
 
 if TYPE_CHECKING:
     from functions.guardrails.engine import RequestGuard
+    from functions.rag.embedder import TextEmbedder
 
 log = logging.getLogger(__name__)
 
@@ -55,11 +56,11 @@ How = Literal["exact", "semantic"]
 
 class ResponseCache:
     def __init__(self, redis: Redis | None, policies: CachePolicyStore, settings: CacheSettings,
-                 metrics: GatewayMetrics) -> None:
+                 metrics: GatewayMetrics, embedder: Callable[[], TextEmbedder] | None = None) -> None:
         self.redis, self.policies, self.settings, self.metrics = redis, policies, settings, metrics
         self.versions = ModelVersions(redis, settings.version_ttl_s) if redis is not None else None
         self.semantic = SemanticIndex(redis, settings.semantic_max_entries) if redis else None
-        self.embedder = Embedder()
+        self.embedder = Embedder(embedder)
         self._storing: dict[tuple[str, str, str], asyncio.Task[None]] = {}
         """Stores still under way, by (tenant, alias, request hash)."""
         self._recording: set[asyncio.Task[None]] = set()

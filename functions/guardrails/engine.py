@@ -26,11 +26,12 @@ from functions.guardrails.policy import Action, GuardrailPolicy
 from functions.guardrails.texts import InputText, input_texts, replace_texts, units
 from functions.metrics import GatewayMetrics
 from functions.protocol.common import SamplingParams
+from functions.protocol.embeddings import EmbeddingRequest
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-R = TypeVar("R", bound=SamplingParams)
+R = TypeVar("R", bound=SamplingParams | EmbeddingRequest)
 NER_ENTITIES = ("PERSON", "LOCATION")
 LOAD_TIMEOUT_S = 60.0
 """Loading Presidio and spaCy (about 2 s, once per process) is not held to a check's timeout."""

@@ -19,8 +19,9 @@ from functions.guardrails.jsontext import Path
 from functions.protocol.chat import TOOLS, ChatCompletionRequest, RefusalPart, TextPart
 from functions.protocol.common import SamplingParams
 from functions.protocol.completions import CompletionRequest
+from functions.protocol.embeddings import EmbeddingRequest
 
-R = TypeVar("R", bound=SamplingParams)
+R = TypeVar("R", bound=SamplingParams | EmbeddingRequest)
 Where = Literal["content", "name", "arguments", "tools", "suffix"]
 
 
@@ -74,7 +75,7 @@ class Unit:
     moderated: bool = False
 
 
-def input_texts(req: SamplingParams) -> list[InputText]:
+def input_texts(req: SamplingParams | EmbeddingRequest) -> list[InputText]:
     out: list[InputText] = []
     if isinstance(req, ChatCompletionRequest):
         groups = 0
@@ -121,6 +122,8 @@ def input_texts(req: SamplingParams) -> list[InputText]:
         out.extend(InputText(p, "user", i) for i, p in enumerate(req.prompts))
         if req.suffix:
             out.append(InputText(req.suffix, "user", 0, where="suffix"))
+    elif isinstance(req, EmbeddingRequest):  # strings are user text; token arrays carry none
+        out.extend(InputText(t, "user", i) for i, t in enumerate(req.texts or []))
     return out
 
 
@@ -183,6 +186,8 @@ def replace_texts(req: R, texts: list[str]) -> R:
         if suffix:
             update["suffix"] = suffix[0]
         return req.model_copy(update=update)
+    if isinstance(req, EmbeddingRequest):
+        return req.model_copy(update={"input": texts[0] if isinstance(req.input, str) else texts})
     return req
 
 

@@ -45,6 +45,18 @@ def _pieces(sentence: str, tokens: int, size: int) -> Iterator[tuple[str, int]]:
         yield piece, math.ceil(tokens * len(piece) / max(1, len(sentence)))
 
 
+def counted_texts(sections: Iterable[Section]) -> list[str]:
+    """Every text :func:`chunk_sections` counts the tokens of (headings and sentences), once each:
+    count them together, then chunk with the counts."""
+    seen: dict[str, None] = {}
+    for section in sections:
+        if section.heading:
+            seen[section.heading] = None
+        for s in sentences(section.text):
+            seen[s] = None
+    return list(seen)
+
+
 def chunk_sections(sections: Iterable[Section], size: int, overlap: int,
                    count: TokenCounter) -> list[Chunk]:
     out: list[Chunk] = []

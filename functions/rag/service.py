@@ -18,8 +18,8 @@ from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any, Literal
 
 from functions.errors import InvalidRequest, NotFound
-from functions.rag.chunking import Chunk, chunk_sections
-from functions.rag.embedder import Embedder, Reranker
+from functions.rag.chunking import Chunk, chunk_sections, counted_texts
+from functions.rag.embedder import LocalEmbedder, Reranker, TextEmbedder
 from functions.rag.jobs import JobQueue, Jobs, Upload
 from functions.rag.parsing import parse
 from functions.rag.retrieval import Mode, Passage, RankParams, second_stage
@@ -60,9 +60,11 @@ class IngestResult:
 
 
 class RagService:
-    def __init__(self, settings: RagSettings, db: Callable[[], Database] | None = None) -> None:
+    def __init__(self, settings: RagSettings, db: Callable[[], Database] | None = None,
+                 embedder: Callable[[], TextEmbedder] | None = None) -> None:
         self.settings = settings
         self._db = db
+        self._embedder = embedder
 
     @functools.cached_property
     def jobs(self) -> Jobs:
@@ -83,8 +85,11 @@ class RagService:
         return QueuedJobs(self._db, self.ingest_upload, self.settings)
 
     @functools.cached_property
-    def embedder(self) -> Embedder:
-        return Embedder(self.settings.embedding_model, self.settings.embedding_batch_size)
+    def embedder(self) -> TextEmbedder:
+        """The gateway's (the embedding tier, over HTTP), else sentence-transformers in-process."""
+        if self._embedder is not None:
+            return self._embedder()
+        return LocalEmbedder(self.settings.embedding_model, self.settings.embedding_batch_size)
 
     @functools.cached_property
     def store(self) -> ChunkStore:
@@ -121,9 +126,11 @@ class RagService:
             return IngestResult(doc_id, kb, version, str(p.get("title", "")),
                                 int(p.get("chunks", 0)), "unchanged")
         title = title or parsed.title
+        texts = counted_texts(parsed.sections)  # counted in one call (one request to the tier)
+        counts = dict(zip(texts, await self.embedder.count_tokens(texts), strict=True))
         chunks = await asyncio.to_thread(chunk_sections, parsed.sections, s.chunk_tokens,
-                                         s.chunk_overlap_tokens, self.embedder.count_tokens)
-        vectors = await asyncio.to_thread(self.embedder.embed, [c.embed_text for c in chunks])
+                                         s.chunk_overlap_tokens, counts.__getitem__)
+        vectors = await self.embedder.embed([c.embed_text for c in chunks])
         now = int(time.time())
         points = [StoredChunk(point_id(tenant, kb, doc_id, version, c.position), v.tolist(),
                               _payload(tenant, kb, doc_id, version, title, filename, c, len(chunks),
@@ -185,7 +192,7 @@ class RagService:
                        mode: Mode | None = None, min_score: float | None = None) -> list[Passage]:
         s, store = self.settings, self.store
         check_name(kb, "kb")
-        vector = (await asyncio.to_thread(self.embedder.embed, [query]))[0].tolist()
+        vector = (await self.embedder.embed([query]))[0].tolist()
         hits = await store.call(store.search, vector, store.filter(tenant, kb), s.candidates)
         params = RankParams(top_k or s.top_k, s.min_score if min_score is None else min_score,
                             s.dedup_threshold, s.rrf_k, s.lexical_max_df)

@@ -16,6 +16,7 @@ from pathlib import Path
 
 UNSET = "unset"
 IMAGE = "llmp-gguf-server"
+EMBEDDING_IMAGE = "llmp-embedding-server"
 
 
 def read_env(path: Path) -> dict[str, str]:
@@ -36,6 +37,7 @@ def values(outputs: dict[str, dict[str, object]], image_tag: str) -> dict[str, s
     assert isinstance(k8s, dict)
     vals = {k: str(v) for k, v in k8s.items()}
     vals["GGUF_IMAGE"] = f"{vals['ACR_LOGIN_SERVER']}/{IMAGE}:{image_tag}"
+    vals["EMBEDDING_IMAGE"] = f"{vals['ACR_LOGIN_SERVER']}/{EMBEDDING_IMAGE}:{image_tag}"
     return vals
 
 

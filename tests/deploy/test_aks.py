@@ -127,6 +127,34 @@ def test_every_gguf_setting_is_set(overlay: str) -> None:
     assert not env & set(NOT_SET)
 
 
+@pytest.mark.parametrize("overlay", ENVIRONMENTS)
+def test_embedding_server_matches_the_code(overlay: str) -> None:
+    from models.catalog import load_catalog
+    from models.embedding_server.settings import EmbeddingServerSettings
+
+    docs = render(overlay)
+    dep = find(docs, "Deployment", "embedding-minilm")
+    (c,) = dep["spec"]["template"]["spec"]["containers"]
+    assert c["command"] == ["python", "-m", "models.embedding_server.app"]  # as llmp serve starts it
+    env = {e["name"]: e.get("value") for e in c["env"]}
+    prefix = EmbeddingServerSettings.model_config["env_prefix"]
+    for field in EmbeddingServerSettings.model_fields:
+        assert f"{prefix}{field}".upper() in env, f"{prefix}{field} is not set in the manifest"
+    port = int(env["LLMP_EMBEDDING_SERVER_PORT"])
+    assert [p["containerPort"] for p in c["ports"]] == [port]
+    assert find(docs, "Service", "embedding-minilm")["spec"]["ports"][0]["port"] == port
+    assert env["LLMP_EMBEDDING_SERVER_THREADS"] == c["resources"]["limits"]["cpu"]
+    assert env["HF_HUB_OFFLINE"] == "1"
+    spec = load_catalog().get(env["LLMP_EMBEDDING_SERVER_ALIAS"])
+    assert spec is not None and spec.tier == "embedding"
+    assert int(env["LLMP_EMBEDDING_SERVER_MAX_INPUT_TOKENS"]) == spec.context_length
+    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+        assert c[probe]["httpGet"]["path"] == "/health"
+    query = find(docs, "ScaledObject", "embedding-minilm")["spec"]["triggers"][0]["metadata"]["query"]
+    assert "llmp_embedding_inputs_in_flight" in query
+    assert '"llmp_embedding_inputs_in_flight"' in (ROOT / "models/embedding_server/metrics.py").read_text()
+
+
 def test_autoscaling_metrics_exist() -> None:
     metrics = (ROOT / "models/gguf_server/metrics.py").read_text()
     docs = render("prod")
@@ -172,11 +200,11 @@ def test_network_policies_admit_only_the_gateway() -> None:
                                          if d["metadata"]["name"].startswith("llmp-infra")))["data"]
     policies = {d["metadata"]["name"]: d for d in docs if d["kind"] == "NetworkPolicy"}
     assert policies["default-deny-ingress"]["spec"]["podSelector"] == {}
-    for name in ("gguf-server-ingress", "vllm-ingress", "qdrant-ingress"):
+    for name in ("gguf-server-ingress", "vllm-ingress", "qdrant-ingress", "embedding-server-ingress"):
         sources = [s for rule in policies[name]["spec"]["ingress"] for s in rule["from"]]
         cidrs = [s["ipBlock"]["cidr"] for s in sources if "ipBlock" in s]
         assert cidrs == [infra["FUNCTIONS_SUBNET_CIDR"]]
-    for svc in ("gguf-smollm2-135m", "vllm", "qdrant"):
+    for svc in ("gguf-smollm2-135m", "vllm", "qdrant", "embedding-minilm"):
         assert find(docs, "Service", svc)["spec"]["externalTrafficPolicy"] == "Local"  # keeps the source IP
 
 
@@ -190,7 +218,7 @@ def test_infra_env_matches_terraform(env: str) -> None:
     values = read_env(AKS / "overlays" / env / "infra.env")
     platform_out = {n: b for blk in tf_dir(TERRAFORM / "modules/platform")["output"] for n, b in blk.items()}
     keys = set(platform_out["k8s_values"]["value"])
-    assert set(values) == keys | {"GGUF_IMAGE"}
+    assert set(values) == keys | {"GGUF_IMAGE", "EMBEDDING_IMAGE"}
     # The addresses follow from address_space exactly as modules/network and modules/platform compute them.
     vnet = ipaddress.ip_network(tfvars(env)["address_space"])
     ilb = list(vnet.subnets(new_prefix=24))[16]
@@ -198,6 +226,7 @@ def test_infra_env_matches_terraform(env: str) -> None:
     assert values["GGUF_ILB_IP"] == str(ilb.network_address + 10)
     assert values["VLLM_ILB_IP"] == str(ilb.network_address + 20)
     assert values["QDRANT_ILB_IP"] == str(ilb.network_address + 30)
+    assert values["EMBEDDING_ILB_IP"] == str(ilb.network_address + 40)
     assert values["ILB_SUBNET_NAME"] == "snet-aks-ilb"
 
 
@@ -211,8 +240,10 @@ def test_network_module_offsets() -> None:
         "gguf": "${cidrhost(module.network.subnet_cidrs.aks_ilb, 10)}",
         "vllm": "${cidrhost(module.network.subnet_cidrs.aks_ilb, 20)}",
         "qdrant": "${cidrhost(module.network.subnet_cidrs.aks_ilb, 30)}",
+        "embedding": "${cidrhost(module.network.subnet_cidrs.aks_ilb, 40)}",
     }
     funcs = {n: b for blk in tf_dir(TERRAFORM / "modules/platform")["module"] for n, b in blk.items()}["functions"]
     assert funcs["gguf_url"] == "http://${local.ilb_ips.gguf}:8081"
     assert funcs["vllm_url"] == "http://${local.ilb_ips.vllm}:8000"
     assert funcs["qdrant_url"] == "http://${local.ilb_ips.qdrant}:6333"
+    assert funcs["embedding_url"] == "http://${local.ilb_ips.embedding}:8082"

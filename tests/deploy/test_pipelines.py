@@ -132,7 +132,7 @@ def test_write_infra_env(tmp_path: Path) -> None:
     env_file = tmp_path / "infra.env"
     env_file.write_text((AKS / "overlays/dev/infra.env").read_text())
     keys = list(mod.read_env(env_file))
-    k8s = {k: f"value-{k.lower()}" for k in keys if k != "GGUF_IMAGE"}
+    k8s = {k: f"value-{k.lower()}" for k in keys if k not in ("GGUF_IMAGE", "EMBEDDING_IMAGE")}
     k8s["ACR_LOGIN_SERVER"] = "acrllmpdevx1.azurecr.io"
     outputs = tmp_path / "tf.json"
     outputs.write_text(json.dumps({"k8s_values": {"sensitive": False, "value": k8s}}))
@@ -140,6 +140,7 @@ def test_write_infra_env(tmp_path: Path) -> None:
     written = mod.read_env(env_file)
     assert list(written) == keys
     assert written["GGUF_IMAGE"] == "acrllmpdevx1.azurecr.io/llmp-gguf-server:42"
+    assert written["EMBEDDING_IMAGE"] == "acrllmpdevx1.azurecr.io/llmp-embedding-server:42"
     k8s["TENANT_ID"] = "unset"
     outputs.write_text(json.dumps({"k8s_values": {"sensitive": False, "value": k8s}}))
     with pytest.raises(SystemExit, match="unset"):

@@ -10,6 +10,7 @@ from functions.gateway import Gateway
 EXPECTED = {
     "chat_completions": ("v1/chat/completions", ["POST"]),
     "completions": ("v1/completions", ["POST"]),
+    "embeddings": ("v1/embeddings", ["POST"]),
     "list_models": ("v1/models", ["GET"]),
     "get_model": ("v1/models/{model}", ["GET"]),
     "rag_upload_document": ("v1/rag/kbs/{kb}/documents", ["POST"]),

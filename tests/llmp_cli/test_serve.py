@@ -14,7 +14,7 @@ import pytest
 from openai import OpenAI
 
 from llmp_cli.local import free_port
-from llmp_cli.serve import gguf_servers
+from llmp_cli.serve import embedding_servers, gguf_servers
 from models.catalog import parse_catalog
 
 
@@ -28,12 +28,23 @@ models:
     assert gguf_servers(catalog) == [("a", "x.gguf", 8101, 2)]
 
 
+def test_embedding_servers_only_for_loopback_backends() -> None:
+    catalog = parse_catalog("""
+models:
+  - {alias: e, tier: embedding, context_length: 9,
+     backends: [{name: l, url: "http://127.0.0.1:8102"}, {name: r, url: "http://emb.svc:80"},
+                {name: s, url: "http://localhost:8103", served_model: x}]}
+  - {alias: b, tier: vllm, context_length: 9, backends: [{name: v, url: "http://127.0.0.1:8000"}]}
+""", {})
+    assert embedding_servers(catalog) == [("e", 8102), ("x", 8103)]
+
+
 @pytest.mark.slow
 def test_serve_answers_then_stops_on_sigint(tmp_path: Path) -> None:
-    port, gguf_port = free_port(), free_port()
+    port, gguf_port, embedding_port = free_port(), free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
     env.update(LLMP_DATA_DIR=str(tmp_path / "data"), LLMP_SMOLLM2_URL=f"http://127.0.0.1:{gguf_port}",
-               PYTHONUNBUFFERED="1")
+               LLMP_EMBEDDING_URL=f"http://127.0.0.1:{embedding_port}", PYTHONUNBUFFERED="1")
     proc = subprocess.Popen([sys.executable, "-m", "llmp_cli.main", "serve", "--port", str(port)],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                             start_new_session=True, text=True)
@@ -48,11 +59,14 @@ def test_serve_answers_then_stops_on_sigint(tmp_path: Path) -> None:
             assert time.monotonic() < deadline
         assert key, "serve never came up"
         family = psutil.Process(proc.pid).children(recursive=True)
-        assert len(family) >= 3  # redis, a GGUF server, the gateway (postgres runs detached)
+        assert len(family) >= 4  # redis, a GGUF server, an embedding server, the gateway (postgres
+        # runs detached)
         with OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key=key, max_retries=0) as c:
             r = c.chat.completions.create(model="smollm2-135m", max_tokens=5,
                                           messages=[{"role": "user", "content": "Hi"}])
             assert r.choices[0].message.content
+            e = c.embeddings.create(model="all-minilm-l6-v2", input="Hi")  # the embedding tier
+            assert len(e.data[0].embedding) == 384
 
         started = time.monotonic()
         os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does

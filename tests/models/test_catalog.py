@@ -96,3 +96,12 @@ def test_embedding_tier_serves_embeddings_only() -> None:
     text = MINIMAL.replace("tier: gguf", "tier: embedding")
     caps = parse_catalog(text, {}).models[0].caps
     assert caps.embeddings and not caps.chat and not caps.tools
+
+
+def test_default_catalog_has_the_embedding_tier() -> None:
+    spec = load_catalog().get("all-minilm-l6-v2")
+    assert spec is not None and spec.tier == "embedding"
+    caps = spec.caps
+    assert caps.embeddings and not caps.chat and not caps.completions
+    assert caps.embedding_dimensions == 384 and not caps.matryoshka
+    assert spec.context_length == 254  # max_seq_length 256 less [CLS] and [SEP]

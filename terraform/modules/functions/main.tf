@@ -20,7 +20,11 @@ locals {
     LLMP_VLLM_URL                             = var.vllm_url
     LLMP_VLLM_ENABLED                         = "true"
     LLMP_QDRANT_URL                           = var.qdrant_url
-    LLMP_QDRANT_API_KEY                       = local.kv["qdrant-api-key"]
+    # The embedding tier (aks/base/embedding-server): /v1/embeddings, and RAG and the semantic cache.
+    LLMP_EMBEDDING_URL        = var.embedding_url
+    LLMP_EMBEDDING_ALIAS      = "all-minilm-l6-v2"
+    LLMP_EMBEDDING_MAX_INPUTS = "2048"
+    LLMP_QDRANT_API_KEY       = local.kv["qdrant-api-key"]
     # Large uploads: jobs in Postgres, their ids on the rag-ingest queue, run by the rag_ingest_job trigger.
     # One setting is the trigger's identity-based connection and the gateway's queue URL.
     LLMP_RAG_JOBS                                     = "queue"

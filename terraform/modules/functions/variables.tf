@@ -119,6 +119,11 @@ variable "vllm_url" {
   type        = string
 }
 
+variable "embedding_url" {
+  description = "Base URL of the embedding servers' internal load balancer (LLMP_EMBEDDING_URL)."
+  type        = string
+}
+
 variable "qdrant_url" {
   description = "Base URL of Qdrant's internal load balancer (LLMP_QDRANT_URL)."
   type        = string

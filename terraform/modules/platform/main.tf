@@ -30,9 +30,10 @@ locals {
   # Fixed addresses of the model tiers' internal load balancers, in the ILB subnet. The AKS overlays
   # receive them through infra.env (pipelines/scripts/write_infra_env.py).
   ilb_ips = {
-    gguf   = cidrhost(module.network.subnet_cidrs.aks_ilb, 10)
-    vllm   = cidrhost(module.network.subnet_cidrs.aks_ilb, 20)
-    qdrant = cidrhost(module.network.subnet_cidrs.aks_ilb, 30)
+    gguf      = cidrhost(module.network.subnet_cidrs.aks_ilb, 10)
+    vllm      = cidrhost(module.network.subnet_cidrs.aks_ilb, 20)
+    qdrant    = cidrhost(module.network.subnet_cidrs.aks_ilb, 30)
+    embedding = cidrhost(module.network.subnet_cidrs.aks_ilb, 40)
   }
 }
 
@@ -202,6 +203,7 @@ module "functions" {
   gguf_url                               = "http://${local.ilb_ips.gguf}:8081"
   vllm_url                               = "http://${local.ilb_ips.vllm}:8000"
   qdrant_url                             = "http://${local.ilb_ips.qdrant}:6333"
+  embedding_url                          = "http://${local.ilb_ips.embedding}:8082"
   db_pool_max                            = var.gateway_db_pool_max
   log_level                              = var.gateway_log_level
   tags                                   = local.tags

@@ -48,5 +48,6 @@ output "k8s_values" {
     GGUF_ILB_IP               = local.ilb_ips.gguf
     VLLM_ILB_IP               = local.ilb_ips.vllm
     QDRANT_ILB_IP             = local.ilb_ips.qdrant
+    EMBEDDING_ILB_IP          = local.ilb_ips.embedding
   }
 }

@@ -3,6 +3,7 @@ import json
 from functions.guardrails.texts import input_texts, replace_texts, units
 from functions.protocol.chat import ChatCompletionRequest
 from functions.protocol.completions import CompletionRequest
+from functions.protocol.embeddings import EmbeddingRequest
 
 
 def test_every_text_is_found_and_replaced_in_place() -> None:
@@ -107,3 +108,13 @@ def test_replacing_keeps_json_valid_and_everything_else_in_place() -> None:
     assert TOOLS[0]["function"]["parameters"]["properties"]["to"]["description"] == (  # type: ignore[index]
         "Recipient address")  # the caller's objects are not changed
     assert [t.text for t in input_texts(out)] == texts
+
+
+def test_embedding_inputs() -> None:
+    one = EmbeddingRequest.model_validate({"model": "m", "input": "x"})
+    assert [(t.text, t.role) for t in input_texts(one)] == [("x", "user")]
+    assert replace_texts(one, ["y"]).input == "y"
+    many = EmbeddingRequest.model_validate({"model": "m", "input": ["x", "z"]})
+    assert replace_texts(many, ["y", "z"]).input == ["y", "z"]
+    ids = EmbeddingRequest.model_validate({"model": "m", "input": [[1, 2]]})
+    assert input_texts(ids) == []  # token arrays: no text to check
