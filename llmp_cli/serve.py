@@ -1,5 +1,6 @@
 """``llmp serve``: local services (Postgres, Redis, Azurite), the catalog's GGUF servers (serving from
-Blob, as in production) and the gateway, supervised together.
+Blob, as in production) and the gateway, supervised together; with ``LLMP_VLLM_LOCAL=1``, also vLLM's
+OpenAI server on CPU with a small model (``models/vllm_local.py``, catalog alias ``smollm2-vllm``).
 
 It never prompts. SIGINT (Ctrl-C, to the whole process group) or SIGTERM stops every child within
 seconds; a child that dies takes the whole platform down with a non-zero exit, so failures are loud.
@@ -26,6 +27,7 @@ from llmp_cli.local import (
     LocalAzurite,
     LocalPostgres,
     LocalRedis,
+    LocalVllm,
     data_dir,
     local_blob_file,
     local_redis_url_file,
@@ -36,6 +38,7 @@ from models.catalog import Catalog, load_catalog
 log = logging.getLogger(__name__)
 
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+VLLM_LOCAL_URL = "http://127.0.0.1:8082"
 
 
 @dataclass
@@ -156,6 +159,15 @@ def publish_missing(settings: BlobSettings, servers: list[tuple[str, str, int, i
     asyncio.run(run())
 
 
+def local_vllm(env: dict[str, str]) -> LocalVllm:
+    """The local vLLM server of ``LLMP_VLLM_LOCAL=1``, on the port of the catalog's ``smollm2-vllm``
+    backend (``LLMP_VLLM_LOCAL_URL``, default http://127.0.0.1:8082)."""
+    url = urlsplit(env.get("LLMP_VLLM_LOCAL_URL") or VLLM_LOCAL_URL)
+    if url.hostname not in LOOPBACK or not url.port:
+        raise ValueError(f"LLMP_VLLM_LOCAL_URL must be a loopback URL with a port, not {url.geturl()}")
+    return LocalVllm(data_dir() / "vllm.log", port=url.port)
+
+
 def serve(host: str, port: int, catalog_path: Path | None) -> int:
     try:
         return _serve(host, port, catalog_path)
@@ -197,12 +209,16 @@ def _serve(host: str, port: int, catalog_path: Path | None) -> int:
                        "LLMP_GGUF_PORT": str(gport), "LLMP_GGUF_SLOTS": str(slots),
                        "LLMP_GGUF_CACHE_DIR": str(data_dir() / "gguf-cache")},
                       f"http://127.0.0.1:{gport}/health")
+        if env.get("LLMP_VLLM_LOCAL") == "1":  # opt-in: ~1 minute and ~5 GB to start
+            vllm = local_vllm(env)
+            argv, venv_env = vllm.command()
+            sup.spawn("vllm", argv, venv_env, f"{vllm.url}/health")
         sup.spawn("gateway", [sys.executable, "-m", "uvicorn", "functions.asgi:create_app",
                               "--factory", "--host", host, "--port", str(port),
                               "--log-level", "warning", "--no-access-log",
                               "--timeout-graceful-shutdown", "5"],
                   env, f"http://{host}:{port}/ready")
-        sup.wait_healthy(timeout_s=180)
+        sup.wait_healthy(timeout_s=600 if env.get("LLMP_VLLM_LOCAL") == "1" else 180)
         if not sup.stopping:
             print(f"llmp is up: OpenAI API at http://{host}:{port}/v1", flush=True)
             print(f"models: {', '.join(m.alias for m in catalog.models)}", flush=True)

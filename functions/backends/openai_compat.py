@@ -12,6 +12,7 @@ import httpx
 import orjson
 
 from functions.backends.base import FORWARDED_HEADERS, Completion, Endpoint
+from functions.backends.vllm import VllmLoad, read_load
 from functions.errors import (
     BackendError,
     BackendTimeout,
@@ -192,3 +193,7 @@ class VllmBackend(OpenAICompatBackend):
     """vLLM's OpenAI server: full sampling surface, tools where the model's parser allows."""
 
     kind = "vllm"
+
+    async def load(self) -> VllmLoad:
+        """The server's queue, running requests and KV-cache use (``functions/backends/vllm.py``)."""
+        return await read_load(self._client, self._base.removesuffix("v1/"))
