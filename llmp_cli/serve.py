@@ -38,7 +38,6 @@ from models.catalog import Catalog, load_catalog
 log = logging.getLogger(__name__)
 
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
-VLLM_LOCAL_URL = "http://127.0.0.1:8082"
 
 
 @dataclass
@@ -159,13 +158,20 @@ def publish_missing(settings: BlobSettings, servers: list[tuple[str, str, int, i
     asyncio.run(run())
 
 
-def local_vllm(env: dict[str, str]) -> LocalVllm:
-    """The local vLLM server of ``LLMP_VLLM_LOCAL=1``, on the port of the catalog's ``smollm2-vllm``
-    backend (``LLMP_VLLM_LOCAL_URL``, default http://127.0.0.1:8082)."""
-    url = urlsplit(env.get("LLMP_VLLM_LOCAL_URL") or VLLM_LOCAL_URL)
-    if url.hostname not in LOOPBACK or not url.port:
-        raise ValueError(f"LLMP_VLLM_LOCAL_URL must be a loopback URL with a port, not {url.geturl()}")
-    return LocalVllm(data_dir() / "vllm.log", port=url.port)
+def local_vllm(catalog: Catalog) -> LocalVllm | None:
+    """The local vLLM server of ``LLMP_VLLM_LOCAL=1``: the catalog's ``smollm2-vllm`` backend, on
+    its loopback port."""
+    from models.vllm_local import SERVED_MODEL
+
+    spec = catalog.get(SERVED_MODEL)
+    if spec is None:
+        return None
+    for b in spec.backends:
+        parts = urlsplit(b.base_url)
+        if parts.hostname in LOOPBACK and parts.port:
+            return LocalVllm(data_dir() / "vllm.log", port=parts.port,
+                             served_model=b.served_model or SERVED_MODEL)
+    return None
 
 
 def serve(host: str, port: int, catalog_path: Path | None) -> int:
@@ -209,8 +215,8 @@ def _serve(host: str, port: int, catalog_path: Path | None) -> int:
                        "LLMP_GGUF_PORT": str(gport), "LLMP_GGUF_SLOTS": str(slots),
                        "LLMP_GGUF_CACHE_DIR": str(data_dir() / "gguf-cache")},
                       f"http://127.0.0.1:{gport}/health")
-        if env.get("LLMP_VLLM_LOCAL") == "1":  # opt-in: ~1 minute and ~5 GB to start
-            vllm = local_vllm(env)
+        vllm = local_vllm(catalog) if env.get("LLMP_VLLM_LOCAL") == "1" else None
+        if vllm is not None:  # opt-in: ~1 minute and ~5 GB to start
             argv, venv_env = vllm.command()
             sup.spawn("vllm", argv, venv_env, f"{vllm.url}/health")
         sup.spawn("gateway", [sys.executable, "-m", "uvicorn", "functions.asgi:create_app",

@@ -10,11 +10,15 @@ engine: labels ``model_name``, ``engine``) are summed for counts and maxed for t
 from __future__ import annotations
 
 import math
+import re
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
+
+from functions.errors import UpstreamRejected
 
 WAITING = ("vllm:num_requests_waiting", "vllm_num_requests_waiting")
 RUNNING = ("vllm:num_requests_running", "vllm_num_requests_running")
@@ -103,3 +107,28 @@ async def read_load(client: httpx.AsyncClient, base_url: str,
     if r.status_code != 200:
         raise MetricsUnavailable(f"{base_url}/metrics answered HTTP {r.status_code}")
     return parse_load(r.text)
+
+
+# -- vLLM's 400s, in OpenAI's words ----------------------------------------------------------------
+
+_CONTEXT = re.compile(r"maximum context length|maximum model length|context length is|"
+                      r"longer than the maximum", re.IGNORECASE)
+_NOT_PARAMS = frozenset({"model", "messages", "prompt", "stream", "stream_options"})
+
+
+def refine_rejection(e: UpstreamRejected, endpoint: str, body: Mapping[str, Any]) -> UpstreamRejected:
+    """vLLM answers every refusal with ``code`` = the HTTP status (an int) and mostly no ``param``:
+    say ``context_length_exceeded`` (param ``messages``/``prompt``) for a too-long request, and name
+    the request field the message names, as OpenAI does."""
+    message = str(e.message)
+    code = e.code if isinstance(e.code, str) else None
+    param = e.param if isinstance(e.param, str) and e.param else None
+    if _CONTEXT.search(message):
+        code = "context_length_exceeded"
+        param = param or ("messages" if endpoint == "chat/completions" else "prompt")
+    elif param is None:
+        param = next((k for k in body if k not in _NOT_PARAMS
+                      and re.search(rf"\b{re.escape(k)}\b", message)), None)
+    if (code, param) == (e.code, e.param):
+        return e
+    return UpstreamRejected(message, status=e.status, param=param, code=code)

@@ -19,6 +19,7 @@ locals {
     LLMP_SMOLLM2_URL                          = var.gguf_url
     LLMP_VLLM_URL                             = var.vllm_url
     LLMP_VLLM_ENABLED                         = "true"
+    LLMP_VLLM_LOCAL                           = "0" # smollm2-vllm: llmp serve's CPU vLLM, never in Azure
     LLMP_QDRANT_URL                           = var.qdrant_url
     LLMP_QDRANT_API_KEY                       = local.kv["qdrant-api-key"]
     # Large uploads: jobs in Postgres, their ids on the rag-ingest queue, run by the rag_ingest_job trigger.
