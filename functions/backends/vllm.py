@@ -123,12 +123,12 @@ def refine_rejection(e: UpstreamRejected, endpoint: str, body: Mapping[str, Any]
     message = str(e.message)
     code = e.code if isinstance(e.code, str) else None
     param = e.param if isinstance(e.param, str) and e.param else None
-    if _CONTEXT.search(message):
+    if _CONTEXT.search(message):  # vLLM's param is "input_tokens", not a request field
         code = "context_length_exceeded"
-        param = param or ("messages" if endpoint == "chat/completions" else "prompt")
-    elif param is None:
+        param = "messages" if endpoint == "chat/completions" else "prompt"
+    elif param is None or param not in body:
         param = next((k for k in body if k not in _NOT_PARAMS
-                      and re.search(rf"\b{re.escape(k)}\b", message)), None)
+                      and re.search(rf"\b{re.escape(k)}\b", message)), None) or param
     if (code, param) == (e.code, e.param):
         return e
     return UpstreamRejected(message, status=e.status, param=param, code=code)
