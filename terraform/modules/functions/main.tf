@@ -19,6 +19,7 @@ locals {
     LLMP_SMOLLM2_URL                          = var.gguf_url
     LLMP_VLLM_URL                             = var.vllm_url
     LLMP_VLLM_ENABLED                         = "true"
+    LLMP_VLLM_LOCAL                           = "0" # smollm2-vllm: llmp serve's CPU vLLM, never in Azure
     LLMP_QDRANT_URL                           = var.qdrant_url
     # The embedding tier (aks/base/embedding-server): /v1/embeddings, and RAG and the semantic cache.
     LLMP_EMBEDDING_URL        = var.embedding_url

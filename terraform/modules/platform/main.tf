@@ -209,7 +209,7 @@ module "functions" {
   tags                                   = local.tags
 }
 
-# Workload identities of the AKS service accounts (aks/base: gguf-server, qdrant) and of KEDA's operator
+# Workload identities of the AKS service accounts (aks/base: gguf-server, vllm, qdrant) and of KEDA's operator
 # (its Prometheus scaler reads the Azure Monitor workspace).
 module "gguf_identity" {
   source              = "../workload-identity"
@@ -223,6 +223,21 @@ module "gguf_identity" {
   role_assignments = {
     models = { scope = module.models_storage.container_ids["models"], role = "Storage Blob Data Reader" }
     token  = { scope = module.keyvault.secret_resource_ids["gguf-refresh-token"], role = "Key Vault Secrets User" }
+  }
+}
+
+# vLLM's init container reads its weights folder from the models container (models/weights_sync.py).
+module "vllm_identity" {
+  source              = "../workload-identity"
+  name                = "id-${local.name}-vllm"
+  location            = var.location
+  resource_group_name = azurerm_resource_group.this.name
+  oidc_issuer_url     = module.aks.oidc_issuer_url
+  namespace           = local.namespace
+  service_account     = "vllm"
+  tags                = local.tags
+  role_assignments = {
+    models = { scope = module.models_storage.container_ids["models"], role = "Storage Blob Data Reader" }
   }
 }
 

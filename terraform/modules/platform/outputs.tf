@@ -37,6 +37,7 @@ output "k8s_values" {
     TENANT_ID                 = data.azurerm_client_config.current.tenant_id
     GGUF_CLIENT_ID            = module.gguf_identity.client_id
     QDRANT_CLIENT_ID          = module.qdrant_identity.client_id
+    VLLM_CLIENT_ID            = module.vllm_identity.client_id
     KEDA_CLIENT_ID            = module.keda_identity.client_id
     BLOB_ACCOUNT_URL          = trimsuffix(module.models_storage.primary_blob_endpoint, "/")
     STORAGE_ACCOUNT_NAME      = module.models_storage.name
