@@ -182,10 +182,11 @@ class OpenAICompatBackend:
 
 
 class LlamaCppBackend(OpenAICompatBackend):
-    """llmp's GGUF server (llama-cpp-python): one answer per request, no tools or logprobs."""
+    """llmp's GGUF server (llama-cpp-python): tools, JSON schemas, logprobs, logit_bias and ``n``
+    are served by the server itself (grammar-constrained decoding; see docs/models.md)."""
 
     kind = "gguf"
-    unsupported = frozenset({"tools", "logprobs", "top_logprobs", "logit_bias"})
+    unsupported: frozenset[str] = frozenset()
 
 
 class VllmBackend(OpenAICompatBackend):

@@ -34,8 +34,8 @@ from models.gguf_server.engine import (
 from models.gguf_server.manager import Lease, ModelManager
 from models.gguf_server.metrics import Metrics
 from models.gguf_server.protocol import ChatRequest, CompletionRequest, ParamError
-from models.gguf_server.tools import CallArgs, CallStart, Content, Piece, ToolAnswer, ToolPlan
 from models.gguf_server.settings import GGUFServerSettings
+from models.gguf_server.tools import CallArgs, CallStart, Content, Piece, ToolAnswer, ToolPlan
 from models.streaming import ClosingStreamingResponse
 
 log = logging.getLogger(__name__)
@@ -104,6 +104,45 @@ class GGUFServer:
         return _json({"object": "list", "data": [
             {"id": self.settings.alias, "object": "model", "created": 0, "owned_by": "llmp",
              "version": cur.version if cur else None}]})
+
+    async def tokenize(self, request: Request) -> Response:
+        """llama.cpp server's ``POST /tokenize``: ``{"content": str, "add_special": bool}``."""
+        try:
+            body = orjson.loads(await request.body())
+            content, special = body["content"], bool(body.get("add_special", False))
+            if not isinstance(content, str):
+                raise TypeError
+        except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError):
+            return _error(400, "The body must be {'content': string}.", param="content")
+        try:
+            lease = self.manager.lease()
+        except EngineError as e:
+            return _engine_error(e)
+        try:
+            return _json({"tokens": lease.engine.tokenize(content, add_special=special)})
+        except EngineError as e:
+            return _engine_error(e)
+        finally:
+            lease.release()
+
+    async def detokenize(self, request: Request) -> Response:
+        """llama.cpp server's ``POST /detokenize``: ``{"tokens": [int]}``."""
+        try:
+            tokens = orjson.loads(await request.body())["tokens"]
+            if not isinstance(tokens, list) or not all(type(t) is int for t in tokens):
+                raise TypeError
+        except (orjson.JSONDecodeError, KeyError, TypeError):
+            return _error(400, "The body must be {'tokens': [integer]}.", param="tokens")
+        try:
+            lease = self.manager.lease()
+        except EngineError as e:
+            return _engine_error(e)
+        try:
+            return _json({"content": lease.engine.detokenize(tokens)})
+        except EngineError as e:
+            return _engine_error(e)
+        finally:
+            lease.release()
 
     async def chat(self, request: Request) -> Response:
         return await self._serve(request, ChatRequest, chat=True)
@@ -392,6 +431,8 @@ def create_app(settings: GGUFServerSettings, store: ModelStore | None = None) ->
         Route("/v1/models", server.models, methods=["GET"]),
         Route("/v1/chat/completions", server.chat, methods=["POST"]),
         Route("/v1/completions", server.completions, methods=["POST"]),
+        Route("/tokenize", server.tokenize, methods=["POST"]),
+        Route("/detokenize", server.detokenize, methods=["POST"]),
     ], lifespan=lifespan)
     app.state.server = server
     return app

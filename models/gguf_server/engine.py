@@ -26,6 +26,11 @@ from models.gguf_server.sampler import GrammarRejected, TokenLogprob, TokenSampl
 from models.gguf_server.slots import PoolFull, Slot, SlotPool
 from models.gguf_server.stops import StopMatcher
 
+
+class InvalidTokens(EngineError):
+    status = 400
+
+
 __all__ = ["CHATML", "ContextTooLong", "Delta", "Engine", "EngineError", "Event", "Finished",
            "GrammarRejected", "NotReady", "Overloaded", "Prompt", "Sampling", "Started",
            "TokenLogprob"]
@@ -81,6 +86,8 @@ class Finished:
     index: int = 0
     resampled: int = 0
     """Tokens the grammar refused (picked again under its mask)."""
+    constrained: bool = False
+    """Whether a grammar constrained the answer."""
 
 
 Event = Started | Delta | Finished
@@ -184,6 +191,21 @@ class Engine:
     @property
     def slots(self) -> int:
         return self._n_slots
+
+    def tokenize(self, text: str, *, add_special: bool = False) -> list[int]:
+        """The model's tokens of ``text`` (reads the vocabulary only: safe beside decoding)."""
+        if not self._llamas:
+            raise NotReady("The model is still loading.")
+        return list(self._llamas[0].tokenize(text.encode(), add_bos=add_special,
+                                             special=add_special))
+
+    def detokenize(self, tokens: list[int]) -> str:
+        if not self._llamas:
+            raise NotReady("The model is still loading.")
+        n = int(self._llamas[0].n_vocab())
+        if any(not 0 <= t < n for t in tokens):
+            raise InvalidTokens(f"Token ids must be between 0 and {n - 1}.")
+        return bytes(self._llamas[0].detokenize(tokens)).decode("utf-8", errors="replace")
 
     async def generate(self, prompt: Prompt, sampling: Sampling,
                        cancel: threading.Event | None = None, *, stream: bool = True, n: int = 1
@@ -315,7 +337,7 @@ class Engine:
                 if tail or pending:
                     emit(Delta(tail, index, tuple(pending)))
             emit(Finished(reason, n_prompt, n, (last - first) if first else 0.0, index,
-                          sampler.resampled))
+                          sampler.resampled, s.grammar is not None))
         finally:
             sampler.close()
 

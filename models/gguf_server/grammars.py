@@ -2,8 +2,8 @@
 
 Grammars are built from JSON schemas with llama-cpp-python's converter (the one llama.cpp ships) and
 cached by the schema's JSON text (a bounded LRU), so a schema sent with every request is converted
-once. The key keeps the schema's key order: properties are generated in the order they are listed. llama.cpp parses the GBNF text when a request's grammar sampler is created (well under a
-millisecond for these grammars).
+once. The key keeps the schema's key order: properties are generated in the order they are listed.
+llama.cpp parses the GBNF text when a request's grammar sampler is created.
 """
 
 from __future__ import annotations
@@ -53,8 +53,8 @@ def _schema_gbnf(key: str, root_name: str) -> str:
     from llama_cpp.llama_grammar import SchemaConverter
 
     try:
-        converter = SchemaConverter(prop_order={}, allow_fetch=False, dotall=False,
-                                    raw_pattern=False)
+        make: Any = SchemaConverter  # untyped
+        converter = make(prop_order={}, allow_fetch=False, dotall=False, raw_pattern=False)
         schema = converter.resolve_refs(orjson.loads(key), "request")
         converter.visit(schema, root_name)
         gbnf = str(converter.format_grammar())

@@ -9,7 +9,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from models.gguf_server import grammars, tools
+from models.gguf_server import grammars
+from models.gguf_server import tools as toolkit
 from models.gguf_server.engine import Prompt, Sampling
 
 
@@ -81,11 +82,11 @@ class ChatRequest(_Request):
     top_logprobs: int | None = Field(None, ge=0, le=20)
 
     @cached_property
-    def tool_plan(self) -> tools.ToolPlan | None:
+    def tool_plan(self) -> toolkit.ToolPlan | None:
         """What the request's ``tools`` ask (raises :class:`ParamError`)."""
         try:
-            return tools.plan(self.tools, self.tool_choice, self.parallel_tool_calls)
-        except tools.ToolError as e:
+            return toolkit.plan(self.tools, self.tool_choice, self.parallel_tool_calls)
+        except toolkit.ToolError as e:
             raise ParamError(str(e), e.param) from None
 
     @property
@@ -101,8 +102,8 @@ class ChatRequest(_Request):
                 content = "".join(p.get("text", "") for p in content if isinstance(p, dict))
             messages.append({**m, "content": content or ""})
         p = self.tool_plan
-        if p is not None or tools.has_tool_turns(messages):
-            messages = tools.render(messages, p)
+        if p is not None or toolkit.has_tool_turns(messages):
+            messages = toolkit.render(messages, p)
         return Prompt(messages=messages)
 
     def _grammar(self) -> tuple[str | None, str]:

@@ -57,7 +57,7 @@ class TokenSampler:
         add = self._add
         bias = [(t, b) for t, b in logit_bias if 0 <= t < n]
         if bias:
-            arr = (llama_cpp.llama_logit_bias * len(bias))()
+            arr: Any = (llama_cpp.llama_logit_bias * len(bias))()
             for i, (t, b) in enumerate(bias):
                 arr[i].token = t
                 arr[i].bias = -math.inf if b <= -100 else b  # OpenAI: -100 bans the token
@@ -86,11 +86,11 @@ class TokenSampler:
         self._buf = (llama_cpp.llama_token_data * n)()
         self._view = np.ctypeslib.as_array(self._buf)
         self._ids = np.arange(n, dtype=np.int32)
-        self._cur = llama_cpp.llama_token_data_array(
+        self._cur: Any = llama_cpp.llama_token_data_array(
             data=ctypes.cast(self._buf, llama_cpp.llama_token_data_p), size=n, selected=-1,
             sorted=False)
-        self._one_buf = (llama_cpp.llama_token_data * 1)()
-        self._one = llama_cpp.llama_token_data_array(
+        self._one_buf: Any = (llama_cpp.llama_token_data * 1)()
+        self._one: Any = llama_cpp.llama_token_data_array(
             data=ctypes.cast(self._one_buf, llama_cpp.llama_token_data_p), size=1, selected=-1,
             sorted=False)
 
