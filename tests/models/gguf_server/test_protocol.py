@@ -44,9 +44,12 @@ def test_refused(body: dict[str, object]) -> None:
 ])
 def test_refused_naming_the_parameter(body: dict[str, object], param: str) -> None:
     req = ChatRequest.model_validate({"messages": [{"role": "user", "content": "x"}], **body})
-    with pytest.raises(ParamError) as e:
+    def build() -> None:
         req.prompt()
         req.sampling(10)
+
+    with pytest.raises(ParamError) as e:
+        build()
     assert e.value.param == param
 
 
