@@ -3,9 +3,12 @@
 A request gets its own sampler chain (logit bias, penalties, top-k, top-p, min-p, temperature, then a
 random draw, or greedy at temperature 0). A grammar, if any, is checked the way llama.cpp's own server
 does it: the chain picks a token from the unconstrained logits, the grammar checks that one token, and
-only if it is refused are the logits constrained by the grammar over the whole vocabulary and the token
-picked again. Checking one token is cheap; masking 49k tokens every step is not. With greedy decoding
-the result is the same token the masked distribution gives.
+only if it is refused is the token picked again under the grammar's mask. Checking one token is cheap;
+masking the 49k-token vocabulary is not (tens of milliseconds per token, more than decoding), so the
+mask is applied to the ``CANDIDATES`` most likely tokens (after logit bias) plus end-of-generation, and
+to the whole vocabulary only when none of those is allowed. With greedy decoding the pick is the same
+as under a full mask (the most likely allowed token is among the most likely tokens whenever any is);
+when sampling, the draw is among the allowed tokens of that top set (top-k keeps 40 anyway).
 
 Log probabilities are those of the model (log-softmax of the raw logits, before bias, temperature or
 grammar, as vLLM reports by default), computed only when asked for.
@@ -21,6 +24,9 @@ from typing import Any
 import numpy as np
 
 from models.gguf_server.errors import EngineError
+
+CANDIDATES = 256
+"""Tokens the grammar's mask is first applied to when it refuses the unconstrained pick."""
 
 
 class GrammarRejected(EngineError):
@@ -89,6 +95,13 @@ class TokenSampler:
         self._cur: Any = llama_cpp.llama_token_data_array(
             data=ctypes.cast(self._buf, llama_cpp.llama_token_data_p), size=n, selected=-1,
             sorted=False)
+        self._bias = np.zeros(n, dtype=np.float32)
+        for t, b in bias:
+            self._bias[t] = -np.inf if b <= -100 else b
+        vocab = llama._model.vocab
+        self._eog = np.array(sorted({t for t in (llama_cpp.llama_vocab_eos(vocab),
+                                                 llama_cpp.llama_vocab_eot(vocab)) if t >= 0}),
+                             dtype=np.int64)
         self._one_buf: Any = (llama_cpp.llama_token_data * 1)()
         self._one: Any = llama_cpp.llama_token_data_array(
             data=ctypes.cast(self._one_buf, llama_cpp.llama_token_data_p), size=1, selected=-1,
@@ -102,16 +115,32 @@ class TokenSampler:
         return np.ctypeslib.as_array(ptr, shape=(self._n_vocab,))
 
     def _pick(self, logits: Any, masked: bool) -> int:
+        """The chain's pick over all tokens, or with ``masked`` over those the grammar allows."""
+        if masked:
+            biased = logits + self._bias if self._bias.any() else logits
+            top = np.argpartition(-biased, CANDIDATES)[:CANDIDATES]
+            ids = np.union1d(top, self._eog).astype(np.int32)
+            token = self._apply(ids, logits[ids], masked=True)
+            if token is not None:
+                return token
+        token = self._apply(self._ids, logits, masked=masked)
+        assert token is not None, "the grammar allows no token"
+        return token
+
+    def _apply(self, ids: Any, logits: Any, *, masked: bool) -> int | None:
         ll, cur = self._ll, self._cur
-        view = self._view
-        view["id"] = self._ids
+        size = len(ids)
+        view = self._view[:size]
+        view["id"] = ids
         view["logit"] = logits
         view["p"] = 0.0
         cur.data = ctypes.cast(self._buf, ll.llama_token_data_p)  # samplers may move it
-        cur.size, cur.selected, cur.sorted = self._n_vocab, -1, False
+        cur.size, cur.selected, cur.sorted = size, -1, False
         ref = ctypes.byref(cur)
         if masked:
             ll.llama_sampler_apply(self._grammar, ref)
+            if not np.isfinite(self._view["logit"][:size]).any():
+                return None
         ll.llama_sampler_apply(self._chain, ref)
         return int(cur.data[cur.selected].id)
 
