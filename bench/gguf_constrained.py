@@ -2,7 +2,7 @@
 (``response_format`` ``json_schema``, enforced by a grammar) vs without, same prompts, same server,
 same threads, one run (SmolLM2-135M, greedy, one request at a time, the two kinds interleaved).
 
-    .venv/bin/python bench/gguf_constrained.py [--threads 2] [--tokens 96] [--rounds 2]
+    .venv/bin/python bench/gguf_constrained.py [--threads 2] [--tokens 128] [--rounds 1]
 
 The rate is the server's own (``llmp_gguf_decode_seconds_total`` over the tokens after the first, from
 /metrics, per kind), so prompt evaluation is left out of both. It checks that it measures what it names:
@@ -29,10 +29,10 @@ sys.path.insert(0, str(ROOT))
 from llmp_cli.local import free_port, running  # noqa: E402
 
 SCHEMA = {"type": "object", "properties": {
-    "title": {"type": "string", "maxLength": 60},
-    "summary": {"type": "string", "maxLength": 200},
+    "title": {"type": "string", "maxLength": 40},
+    "summary": {"type": "string", "maxLength": 80},
     "year": {"type": "integer"},
-    "tags": {"type": "array", "items": {"type": "string", "maxLength": 20}, "maxItems": 4},
+    "tags": {"type": "array", "items": {"type": "string", "maxLength": 16}, "maxItems": 3},
     "rating": {"enum": ["good", "average", "bad"]}},
     "required": ["title", "summary", "year", "tags", "rating"], "additionalProperties": False}
 
@@ -66,8 +66,8 @@ def ask(url: str, prompt: str, tokens: int, constrained: bool) -> dict[str, Any]
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--tokens", type=int, default=96)
-    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--tokens", type=int, default=128)
+    ap.add_argument("--rounds", type=int, default=1)
     args = ap.parse_args()
     port = free_port()
     url = f"http://127.0.0.1:{port}"
