@@ -5,10 +5,11 @@ random draw, or greedy at temperature 0). A grammar, if any, is checked the way 
 does it: the chain picks a token from the unconstrained logits, the grammar checks that one token, and
 only if it is refused is the token picked again under the grammar's mask. Checking one token is cheap;
 masking the 49k-token vocabulary is not (tens of milliseconds per token, more than decoding), so the
-mask is applied to the ``CANDIDATES`` most likely tokens (after logit bias) plus end-of-generation, and
-to the whole vocabulary only when none of those is allowed. With greedy decoding the pick is the same
-as under a full mask (the most likely allowed token is among the most likely tokens whenever any is);
-when sampling, the draw is among the allowed tokens of that top set (top-k keeps 40 anyway).
+mask is applied to the 256 most likely tokens (after logit bias) plus end-of-generation, then to the
+4096 most likely, and to the whole vocabulary only when none of those is allowed. With greedy
+decoding the pick is the same as under a full mask (the most likely allowed token is among the most
+likely tokens whenever any is); when sampling, the draw is among the allowed tokens of that top set
+(top-k keeps 40 anyway).
 
 Log probabilities are those of the model (log-softmax of the raw logits, before bias, temperature or
 grammar, as vLLM reports by default), computed only when asked for.
@@ -25,8 +26,9 @@ import numpy as np
 
 from models.gguf_server.errors import EngineError
 
-CANDIDATES = 256
-"""Tokens the grammar's mask is first applied to when it refuses the unconstrained pick."""
+CANDIDATES = (256, 4096)
+"""How many of the most likely tokens the grammar's mask is applied to, in turn, when it refuses the
+unconstrained pick; then the whole vocabulary."""
 
 
 class GrammarRejected(EngineError):
@@ -117,12 +119,14 @@ class TokenSampler:
     def _pick(self, logits: Any, masked: bool) -> int:
         """The chain's pick over all tokens, or with ``masked`` over those the grammar allows."""
         if masked:
-            biased = logits + self._bias if self._bias.any() else logits
-            top = np.argpartition(-biased, CANDIDATES)[:CANDIDATES]
-            ids = np.union1d(top, self._eog).astype(np.int32)
-            token = self._apply(ids, logits[ids], masked=True)
-            if token is not None:
-                return token
+            biased = -(logits + self._bias if self._bias.any() else logits)
+            order = np.argpartition(biased, CANDIDATES[-1])[:CANDIDATES[-1]]
+            order = order[np.argsort(biased[order], kind="stable")]
+            for k in CANDIDATES:
+                ids = np.union1d(order[:k], self._eog).astype(np.int32)
+                token = self._apply(ids, logits[ids], masked=True)
+                if token is not None:
+                    return token
         token = self._apply(self._ids, logits, masked=masked)
         assert token is not None, "the grammar allows no token"
         return token
