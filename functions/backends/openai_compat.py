@@ -17,7 +17,6 @@ from functions.errors import (
     BackendError,
     BackendTimeout,
     BackendUnavailable,
-    InvalidRequest,
     LlmpError,
     UpstreamRejected,
 )
@@ -117,7 +116,6 @@ class OpenAICompatBackend:
     """A server of the OpenAI protocol at ``{url}/v1``."""
 
     kind = "openai"
-    unsupported: frozenset[str] = frozenset()
 
     def __init__(self, spec: BackendSpec, client: httpx.AsyncClient, read_timeout_s: float) -> None:
         self.name = spec.name
@@ -138,10 +136,8 @@ class OpenAICompatBackend:
             self._headers["authorization"] = f"Bearer {token}"
 
     def check(self, endpoint: Endpoint, body: dict[str, Any]) -> None:
-        for param in self.unsupported:
-            if body.get(param) not in (None, False):
-                raise InvalidRequest(f"'{param}' is not supported by this model's tier.", param=param,
-                                     code="unsupported_parameter")
+        """Nothing: what a model serves is its catalog entry's capabilities, checked by the gateway
+        before any stage (:mod:`functions.capabilities`)."""
 
     def _timeout(self) -> httpx.Timeout:
         return self._timeout_obj
@@ -192,10 +188,10 @@ class OpenAICompatBackend:
 
 
 class LlamaCppBackend(OpenAICompatBackend):
-    """llmp's GGUF server (llama-cpp-python): one answer per request, no tools or logprobs."""
+    """llmp's GGUF server (llama-cpp-python): tools, JSON schemas, logprobs, logit_bias and ``n``
+    are served by the server itself (grammar-constrained decoding; see docs/models.md)."""
 
     kind = "gguf"
-    unsupported = frozenset({"tools", "logprobs", "top_logprobs", "logit_bias"})
 
 
 class VllmBackend(OpenAICompatBackend):

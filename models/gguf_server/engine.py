@@ -15,30 +15,27 @@ import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from models.gguf_server.slots import PoolFull, SlotPool
+import numpy as np
+
+from models.gguf_server.errors import ContextTooLong, EngineError, NotReady, Overloaded
+from models.gguf_server.sampler import GrammarRejected, TokenLogprob, TokenSampler
+from models.gguf_server.slots import PoolFull, Slot, SlotPool
 from models.gguf_server.stops import StopMatcher
 
-log = logging.getLogger(__name__)
 
-
-class EngineError(Exception):
-    status = 500
-
-
-class ContextTooLong(EngineError):
+class InvalidTokens(EngineError):
     status = 400
 
 
-class NotReady(EngineError):
-    status = 503
+__all__ = ["CHATML", "ContextTooLong", "Delta", "Engine", "EngineError", "Event", "Finished",
+           "GrammarRejected", "NotReady", "Overloaded", "Prompt", "Sampling", "Started",
+           "TokenLogprob"]
 
-
-class Overloaded(EngineError):
-    status = 503
+log = logging.getLogger(__name__)
 
 
 CHATML = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n"
@@ -55,6 +52,14 @@ class Sampling:
     seed: int | None = None
     presence_penalty: float = 0.0
     frequency_penalty: float = 0.0
+    logit_bias: tuple[tuple[int, float], ...] = ()
+    """(token id, bias) pairs; a bias of -100 or less bans the token."""
+    grammar: str | None = None
+    """GBNF the answer must match (JSON, tool calls); see grammars.py."""
+    grammar_param: str = "response_format"
+    """The request parameter the grammar came from (named in errors)."""
+    logprobs: int | None = None
+    """None: no log probabilities; k: each token's, with the k most likely alternatives."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +70,10 @@ class Started:
 @dataclass(frozen=True, slots=True)
 class Delta:
     text: str
+    index: int = 0
+    """Which of the request's ``n`` sequences."""
+    logprobs: tuple[TokenLogprob, ...] = ()
+    """The tokens whose text this delta completes (when log probabilities were asked for)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +83,11 @@ class Finished:
     completion_tokens: int
     decode_seconds: float = 0.0
     """From the first generated token to the last."""
+    index: int = 0
+    resampled: int = 0
+    """Tokens the grammar refused (picked again under its mask)."""
+    constrained: bool = False
+    """Whether a grammar constrained the answer."""
 
 
 Event = Started | Delta | Finished
@@ -100,13 +114,17 @@ class _Collect:
     def __init__(self, emit: Callable[[Event | BaseException], None]) -> None:
         self._emit = emit
         self._parts: list[str] = []
+        self._logprobs: list[TokenLogprob] = []
+        self._index = 0
 
     def __call__(self, item: Event | BaseException) -> None:
         if isinstance(item, Delta):
             self._parts.append(item.text)
+            self._logprobs.extend(item.logprobs)
+            self._index = item.index
             return
-        if isinstance(item, Finished) and self._parts:
-            self._emit(Delta("".join(self._parts)))
+        if isinstance(item, Finished) and (self._parts or self._logprobs):
+            self._emit(Delta("".join(self._parts), item.index, tuple(self._logprobs)))
         self._emit(item)
 
 
@@ -170,18 +188,43 @@ class Engine:
             for llama in llamas:
                 llama.close()
 
+    @property
+    def slots(self) -> int:
+        return self._n_slots
+
+    def tokenize(self, text: str, *, add_special: bool = False) -> list[int]:
+        """The model's tokens of ``text`` (reads the vocabulary only: safe beside decoding)."""
+        if not self._llamas:
+            raise NotReady("The model is still loading.")
+        return list(self._llamas[0].tokenize(text.encode(), add_bos=add_special,
+                                             special=add_special))
+
+    def detokenize(self, tokens: list[int]) -> str:
+        if not self._llamas:
+            raise NotReady("The model is still loading.")
+        n = int(self._llamas[0].n_vocab())
+        if any(not 0 <= t < n for t in tokens):
+            raise InvalidTokens(f"Token ids must be between 0 and {n - 1}.")
+        return bytes(self._llamas[0].detokenize(tokens)).decode("utf-8", errors="replace")
+
     async def generate(self, prompt: Prompt, sampling: Sampling,
-                       cancel: threading.Event | None = None, *, stream: bool = True
+                       cancel: threading.Event | None = None, *, stream: bool = True, n: int = 1
                        ) -> AsyncIterator[Event]:
         """Decode in a slot; yields ``Started``, then ``Delta``s, then ``Finished``. With
         ``stream=False`` the text comes as one ``Delta`` at the end: no event-loop wake-up per
-        token for an answer nobody reads before it is whole."""
+        token for an answer nobody reads before it is whole.
+
+        ``n`` sequences decode at once, one per slot (taken together, or waited for together):
+        one ``Started``, then each sequence's ``Delta``s and ``Finished`` carry its ``index``.
+        A seeded request gives sequence i the seed ``seed + i``."""
         cancel = cancel or threading.Event()
         pool = self._pool
         if pool is None:
             raise NotReady("The model is still loading.")
+        if n > self._n_slots:
+            raise EngineError(f"n={n} needs {n} slots; this server has {self._n_slots}.")
         try:
-            slot = await pool.acquire(prompt.key)
+            slots = await pool.acquire_many(prompt.key, n)
         except PoolFull as e:
             raise Overloaded(str(e)) from None
         loop = asyncio.get_running_loop()
@@ -190,20 +233,25 @@ class Engine:
         def emit(item: Event | BaseException) -> None:
             loop.call_soon_threadsafe(queue.put_nowait, item)
 
-        if not stream:
-            emit = _Collect(emit)
-        future = loop.run_in_executor(self._executor, self._decode, slot.llama, prompt, sampling,
-                                      cancel, emit)
-
-        future.add_done_callback(lambda _: pool.release(slot))  # once the thread is done with it
+        for i, slot in enumerate(slots):
+            s = sampling if i == 0 or sampling.seed is None else replace(
+                sampling, seed=(sampling.seed + i) & 0xFFFFFFFF)
+            future = loop.run_in_executor(self._executor, self._decode, slot.llama, prompt, s,
+                                          cancel, _Collect(emit) if not stream else emit, i)
+            future.add_done_callback(_releaser(pool, slot))  # once the thread is done with it
+        started, finished = False, 0
         try:
-            while True:
+            while finished < n:
                 item = await queue.get()
                 if isinstance(item, BaseException):
                     raise item
+                if isinstance(item, Started):
+                    if started:
+                        continue
+                    started = True
+                elif isinstance(item, Finished):
+                    finished += 1
                 yield item
-                if isinstance(item, Finished):
-                    return
         finally:
             cancel.set()
 
@@ -216,11 +264,11 @@ class Engine:
         return list(llama.tokenize((prompt.text or "").encode(), add_bos=True, special=False))
 
     def _decode(self, llama: Any, prompt: Prompt, s: Sampling, cancel: threading.Event,
-                emit: Callable[[Event | BaseException], None]) -> None:
+                emit: Callable[[Event | BaseException], None], index: int = 0) -> None:
         with self._active_lock:
             self._active += 1
         try:
-            self._decode_unsafe(llama, prompt, s, cancel, emit)
+            self._decode_unsafe(llama, prompt, s, cancel, emit, index)
         except BaseException as e:  # noqa: BLE001 - every failure reaches the request
             emit(e if isinstance(e, EngineError) else EngineError(f"decoding failed: {e}"))
         finally:
@@ -236,7 +284,7 @@ class Engine:
         return want
 
     def _decode_unsafe(self, llama: Any, prompt: Prompt, s: Sampling, cancel: threading.Event,
-                       emit: Callable[[Event | BaseException], None]) -> None:
+                       emit: Callable[[Event | BaseException], None], index: int = 0) -> None:
         import llama_cpp
 
         tokens = self._tokens(llama, prompt)
@@ -244,38 +292,70 @@ class Engine:
         if n_prompt >= self.n_ctx:
             raise ContextTooLong(f"The prompt has {n_prompt} tokens; this model's context is "
                                  f"{self.n_ctx} tokens.")
-        emit(Started(n_prompt))
-        budget = min(s.max_tokens, self.n_ctx - n_prompt)
-        llama.set_seed(s.seed if s.seed is not None else llama_cpp.LLAMA_DEFAULT_SEED)
-        vocab = llama._model.vocab
-        threads = self._fit_threads(llama, 0)
-        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        stops = StopMatcher(s.stop)
-        n, reason, hit = 0, "length", False
-        first = last = 0.0
-        for tok in llama.generate(tokens, temp=s.temperature, top_p=s.top_p, top_k=40, min_p=0.05,
-                                  repeat_penalty=1.0, presence_penalty=s.presence_penalty,
-                                  frequency_penalty=s.frequency_penalty, reset=True):
-            if cancel.is_set():
-                reason = "cancelled"
-                break
-            threads = self._fit_threads(llama, threads)
-            if llama_cpp.llama_vocab_is_eog(vocab, tok):
-                reason = "stop"
-                break
-            n += 1
-            last = time.perf_counter()
-            first = first or last
-            text, hit = stops.feed(decoder.decode(llama.detokenize([tok])))
-            if text:
-                emit(Delta(text))
-            if hit:
-                reason = "stop"
-                break
-            if n >= budget:
-                break
-        if not hit and reason != "cancelled":
-            tail = stops.flush() + decoder.decode(b"", final=True)
-            if tail:
-                emit(Delta(tail))
-        emit(Finished(reason, n_prompt, n, (last - first) if first else 0.0))
+        sampler = TokenSampler(llama, temperature=s.temperature, top_p=s.top_p, seed=s.seed,
+                               presence_penalty=s.presence_penalty,
+                               frequency_penalty=s.frequency_penalty, logit_bias=s.logit_bias,
+                               grammar=s.grammar, grammar_param=s.grammar_param,
+                               logprobs=s.logprobs)
+        try:
+            emit(Started(n_prompt))
+            budget = min(s.max_tokens, self.n_ctx - n_prompt)
+            vocab = llama._model.vocab
+            threads = self._fit_threads(llama, 0)
+            _prefill(llama, tokens)
+            decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+            stops = StopMatcher(s.stop)
+            n, reason, hit = 0, "length", False
+            first = last = 0.0
+            pending: list[TokenLogprob] = []
+            while True:
+                if cancel.is_set():
+                    reason = "cancelled"
+                    break
+                threads = self._fit_threads(llama, threads)
+                tok, lp = sampler.sample()
+                if llama_cpp.llama_vocab_is_eog(vocab, tok):
+                    reason = "stop"
+                    break
+                n += 1
+                last = time.perf_counter()
+                first = first or last
+                if lp is not None:
+                    pending.append(lp)
+                text, hit = stops.feed(decoder.decode(llama.detokenize([tok])))
+                if text:
+                    emit(Delta(text, index, tuple(pending)))
+                    pending.clear()
+                if hit:
+                    reason = "stop"
+                    break
+                if n >= budget:
+                    break
+                llama.eval([tok])
+            if not hit and reason != "cancelled":
+                tail = stops.flush() + decoder.decode(b"", final=True)
+                if tail or pending:
+                    emit(Delta(tail, index, tuple(pending)))
+            emit(Finished(reason, n_prompt, n, (last - first) if first else 0.0, index,
+                          sampler.resampled, s.grammar is not None))
+        finally:
+            sampler.close()
+
+
+def _releaser(pool: SlotPool, slot: Slot) -> Callable[[Any], None]:
+    return lambda _: pool.release(slot)
+
+
+def _prefill(llama: Any, tokens: list[int]) -> None:
+    """Evaluate the prompt, reusing the slot's KV cache for the prefix it shares with the last
+    one (at least the last prompt token is evaluated again: its logits pick the first token)."""
+    cached = llama.input_ids[: llama.n_tokens]
+    m = min(len(cached), len(tokens))
+    diff = np.flatnonzero(cached[:m] != np.asarray(tokens[:m], dtype=cached.dtype))
+    reuse = min(int(diff[0]) if len(diff) else m, len(tokens) - 1)
+    if reuse > 0 and llama._ctx.kv_cache_seq_rm(-1, reuse, -1):
+        llama.n_tokens = reuse
+    else:
+        llama.reset()
+        reuse = 0
+    llama.eval(tokens[reuse:])

@@ -25,6 +25,12 @@ class Metrics:
         self.decode_seconds = Counter("llmp_gguf_decode_seconds",
                                       "Seconds from first to last token, summed over requests.",
                                       registry=r)
+        self.constrained = Counter("llmp_gguf_constrained_sequences",
+                                   "Answers decoded under a grammar (JSON, tool calls).",
+                                   registry=r)
+        self.resampled = Counter("llmp_gguf_grammar_resampled_tokens",
+                                 "Tokens the grammar refused, picked again under its mask.",
+                                 registry=r)
         self.tokens_per_second = Gauge("llmp_gguf_tokens_per_second",
                                        "Decode rate of the last finished request.", registry=r)
         self.model_info = Gauge("llmp_gguf_model_info", "The model version in service (value 1).",
@@ -40,6 +46,9 @@ class Metrics:
     def finished(self, f: Finished) -> None:
         self.prompt_tokens.inc(f.prompt_tokens)
         self.completion_tokens.inc(f.completion_tokens)
+        if f.constrained:
+            self.constrained.inc()
+            self.resampled.inc(f.resampled)
         if f.decode_seconds > 0 and f.completion_tokens > 1:
             self.decode_seconds.inc(f.decode_seconds)
             self.tokens_per_second.set((f.completion_tokens - 1) / f.decode_seconds)

@@ -34,7 +34,7 @@ def _shared(a: str, b: str) -> int:
 class SlotPool:
     def __init__(self, llamas: list[Any], max_queue: int) -> None:
         self._free = [Slot(x) for x in llamas]
-        self._waiters: deque[asyncio.Future[Slot]] = deque()
+        self._waiters: deque[tuple[int, str, asyncio.Future[list[Slot]]]] = deque()
         self._max_queue = max_queue
 
     @property
@@ -42,23 +42,28 @@ class SlotPool:
         return len(self._waiters)
 
     async def acquire(self, key: str) -> Slot:
-        if self._free:
-            return self._take(key)
+        return (await self.acquire_many(key, 1))[0]
+
+    async def acquire_many(self, key: str, n: int) -> list[Slot]:
+        """``n`` slots at once (a request with ``n`` choices): all or none, so two such requests
+        never hold part each and wait for the rest."""
+        if not self._waiters and len(self._free) >= n:
+            return [self._take(key) for _ in range(n)]
         if len(self._waiters) >= self._max_queue:
             raise PoolFull("The model server is at capacity; retry shortly.")
-        fut: asyncio.Future[Slot] = asyncio.get_running_loop().create_future()
-        self._waiters.append(fut)
+        fut: asyncio.Future[list[Slot]] = asyncio.get_running_loop().create_future()
+        entry = (n, key, fut)
+        self._waiters.append(entry)
         try:
-            slot = await fut
+            return await fut
         except asyncio.CancelledError:
             if fut.done() and not fut.cancelled():
-                self.release(fut.result())  # handed over just as the waiter left
+                for slot in fut.result():  # handed over just as the waiter left
+                    self.release(slot)
             raise
         finally:
-            if fut in self._waiters:
-                self._waiters.remove(fut)
-        slot.last_key = key
-        return slot
+            if entry in self._waiters:
+                self._waiters.remove(entry)
 
     def _take(self, key: str) -> Slot:
         best = max(self._free, key=lambda s: (_shared(s.last_key, key), s.released_at))
@@ -67,10 +72,14 @@ class SlotPool:
         return best
 
     def release(self, slot: Slot) -> None:
-        while self._waiters:
-            fut = self._waiters.popleft()
-            if not fut.done():
-                fut.set_result(slot)
-                return
         slot.released_at = time.monotonic()
         self._free.append(slot)
+        while self._waiters:  # first come, first served: the head waits for all it needs
+            n, key, fut = self._waiters[0]
+            if fut.done():
+                self._waiters.popleft()
+                continue
+            if len(self._free) < n:
+                return
+            self._waiters.popleft()
+            fut.set_result([self._take(key) for _ in range(n)])

@@ -7,12 +7,11 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from functions.backends.openai_compat import LlamaCppBackend, VllmBackend
+from functions.backends.openai_compat import VllmBackend
 from functions.errors import (
     BackendError,
     BackendTimeout,
     BackendUnavailable,
-    InvalidRequest,
     UpstreamRejected,
 )
 from models.catalog import BackendSpec
@@ -90,9 +89,3 @@ async def test_healthy(mock_url: str, client: httpx.AsyncClient) -> None:
     assert await backend(mock_url, client).healthy()
 
 
-def test_llamacpp_refuses_what_it_cannot_do(client: httpx.AsyncClient) -> None:
-    b = LlamaCppBackend(BackendSpec(name="g", url="http://127.0.0.1:1"), client, 5)  # type: ignore[arg-type]
-    b.check("chat/completions", {"tools": None, "logprobs": False})
-    with pytest.raises(InvalidRequest) as e:
-        b.check("chat/completions", {"tools": [{"type": "function"}]})
-    assert e.value.param == "tools"

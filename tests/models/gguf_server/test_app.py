@@ -75,7 +75,7 @@ def test_completions(gguf_url: str) -> None:
 
 @pytest.mark.parametrize(("body", "status"), [
     ({"messages": []}, 400),
-    ({"messages": [{"role": "user", "content": "x"}], "n": 3}, 400),
+    ({"messages": [{"role": "user", "content": "x"}], "n": 5}, 400),  # more than the slots
     ({"messages": [{"role": "user", "content": "x " * 3000}]}, 400),
 ])
 def test_bad_requests(gguf_url: str, body: dict[str, object], status: int) -> None:
