@@ -11,6 +11,7 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import Field, TypeAdapter, ValidationError, field_validator, model_validator
 
+from functions.errors import InvalidRequest
 from functions.protocol.common import OpenModel, SamplingParams, StrictModel, unsupported
 from functions.protocol.rag import RagOptions
 
@@ -194,6 +195,9 @@ class ChatCompletionRequest(SamplingParams):
             param = "functions" if self.functions is not None else "function_call"
             raise unsupported(param, "the deprecated function-calling fields are not served; send "
                               "'tools' and 'tool_choice'.")
+        if self.top_logprobs is not None and not self.logprobs:
+            raise InvalidRequest("'top_logprobs' needs 'logprobs': true.", param="top_logprobs",
+                                 code="invalid_value")
         if isinstance(self.tool_choice, dict) and not self.tools:
             raise unsupported("tool_choice", "a named tool_choice needs 'tools'.")
         return self
