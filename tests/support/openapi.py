@@ -1,15 +1,28 @@
 """OpenAI's published OpenAPI spec (``../shared/openai-openapi/subset.json``): its request fields and
-its response schemas as JSON Schema validators."""
+its response schemas as JSON Schema validators.
+
+The spec is OpenAPI 3.1 but still marks some fields with 3.0's ``nullable: true`` (the streamed
+``finish_reason`` and ``logprobs``), which JSON Schema ignores; those become ``anyOf [..., null]``
+here. The legacy completions schema (shared by streamed chunks, per its description) lists no null
+``finish_reason``, yet OpenAI streams ``null`` before the last chunk: ``llmpCompletionChunk`` is that
+schema with a null ``finish_reason`` allowed.
+"""
 
 from __future__ import annotations
 
+import copy
 import functools
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import orjson
+from referencing import Registry, Resource
+from referencing.jsonschema import DRAFT202012
 
 SPEC = Path(__file__).resolve().parents[2].parent / "shared" / "openai-openapi" / "subset.json"
+URI = "urn:openai-openapi"
+COMPLETION_CHUNK = "llmpCompletionChunk"
 
 
 @functools.cache
@@ -39,21 +52,6 @@ def properties(name: str) -> dict[str, Any]:
     return out
 
 
-@functools.cache
-def validator(name: str) -> Any:
-    """A Draft 2020-12 validator of one component schema, ``$ref`` resolved in the whole spec.
-    OpenAPI 3.0's ``nullable: true`` is honoured (the spec mixes 3.0 and 3.1 idioms)."""
-    import jsonschema
-    from referencing import Registry, Resource
-    from referencing.jsonschema import DRAFT202012
-
-    doc = _nullable(spec())
-    registry: Registry[Any] = Registry().with_resource(
-        "urn:openai", Resource.from_contents(doc, default_specification=DRAFT202012))
-    schema = {"$ref": f"urn:openai#/components/schemas/{name}"}
-    return jsonschema.Draft202012Validator(schema, registry=registry)
-
-
 def _nullable(node: Any) -> Any:
     if isinstance(node, list):
         return [_nullable(x) for x in node]
@@ -65,7 +63,48 @@ def _nullable(node: Any) -> Any:
     return out
 
 
-def errors(name: str, instance: Any) -> list[str]:
-    """The validation errors of ``instance`` against the component ``name`` (empty: valid)."""
+@functools.cache
+def _document() -> dict[str, Any]:
+    doc: dict[str, Any] = _nullable(spec())
+    chunk = copy.deepcopy(doc["components"]["schemas"]["CreateCompletionResponse"])
+    reason = chunk["properties"]["choices"]["items"]["properties"]["finish_reason"]
+    chunk["properties"]["choices"]["items"]["properties"]["finish_reason"] = {
+        "anyOf": [reason, {"type": "null"}]}
+    doc["components"]["schemas"][COMPLETION_CHUNK] = chunk
+    return doc
+
+
+@functools.cache
+def validator(component: str) -> jsonschema.protocols.Validator:
+    """A Draft 2020-12 validator of one component schema, ``$ref`` resolved in the whole spec."""
+    registry: Registry[Any] = Registry().with_resource(
+        URI, Resource.from_contents(_document(), default_specification=DRAFT202012))
+    schema = {"$ref": f"{URI}#/components/schemas/{component}"}
+    return jsonschema.Draft202012Validator(schema, registry=registry)
+
+
+def errors(component: str, instance: Any) -> list[str]:
+    """The validation errors of ``instance`` against ``component`` (empty: valid)."""
     return [f"{'/'.join(map(str, e.absolute_path))}: {e.message}"
-            for e in validator(name).iter_errors(instance)]
+            for e in validator(component).iter_errors(instance)]
+
+
+def validate(body: Any, component: str) -> None:
+    """Raise ``jsonschema.ValidationError`` unless ``body`` matches the spec's ``component``."""
+    validator(component).validate(body)
+
+
+def validate_chat(body: Any) -> None:
+    validate(body, "CreateChatCompletionResponse")
+
+
+def validate_chat_chunk(chunk: Any) -> None:
+    validate(chunk, "CreateChatCompletionStreamResponse")
+
+
+def validate_completion(body: Any) -> None:
+    validate(body, "CreateCompletionResponse")
+
+
+def validate_completion_chunk(chunk: Any) -> None:
+    validate(chunk, COMPLETION_CHUNK)

@@ -12,7 +12,7 @@ import httpx
 import jsonschema
 import pytest
 
-from tests.models.gguf_server.spec import (
+from tests.support.openapi import (
     validate_chat,
     validate_chat_chunk,
     validate_completion,
