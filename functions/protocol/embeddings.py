@@ -9,6 +9,7 @@ import orjson
 from pydantic import Field, StrictInt, StrictStr, field_validator
 
 from functions.protocol.common import StrictModel
+from models.embedding_server.protocol import check_input_shape
 
 
 class EmbeddingRequest(StrictModel):
@@ -60,28 +61,3 @@ class EmbeddingRequest(StrictModel):
         body = self.model_dump(exclude_none=True, exclude=set(self.EXTENSIONS))
         body["model"] = served_model
         return body
-
-
-def check_input_shape(v: Any) -> Any:
-    """A string, strings, token ids, or lists of token ids; none empty, no mixing."""
-    if isinstance(v, str):
-        if not v:
-            raise ValueError("an input string must not be empty")
-        return v
-    if not isinstance(v, list) or not v:
-        raise ValueError("input must be a non-empty string, array of strings, array of token ids "
-                         "or array of token id arrays")
-    if all(isinstance(x, str) for x in v):
-        if not all(v):
-            raise ValueError("an input string must not be empty")
-        return v
-    if all(_is_id(x) for x in v):
-        return v
-    if all(isinstance(x, list) and x and all(_is_id(t) for t in x) for x in v):
-        return v
-    raise ValueError("input must be a string, an array of strings, an array of token ids or an "
-                     "array of token id arrays (not mixed, none empty)")
-
-
-def _is_id(x: Any) -> bool:
-    return isinstance(x, int) and not isinstance(x, bool) and x >= 0

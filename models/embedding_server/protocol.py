@@ -43,16 +43,19 @@ def check_input_shape(v: Any) -> Any:
             raise ValueError("an input string must not be empty")
         return v
     if not isinstance(v, list) or not v:
-        raise ValueError("input must be a string, an array of strings, an array of token ids or "
-                         "an array of token id arrays, and not empty")
+        raise ValueError("input must be a non-empty string, array of strings, array of token ids "
+                         "or array of token id arrays")
     if all(isinstance(x, str) for x in v):
         if not all(v):
             raise ValueError("an input string must not be empty")
         return v
-    if all(isinstance(x, int) and not isinstance(x, bool) for x in v):
+    if all(_is_id(x) for x in v):
         return v
-    if all(isinstance(x, list) and x and all(isinstance(t, int) and not isinstance(t, bool)
-                                             for t in x) for x in v):
+    if all(isinstance(x, list) and x and all(_is_id(t) for t in x) for x in v):
         return v
     raise ValueError("input must be a string, an array of strings, an array of token ids or an "
                      "array of token id arrays (not mixed, none empty)")
+
+
+def _is_id(x: Any) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool) and x >= 0
