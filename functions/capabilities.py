@@ -40,7 +40,7 @@ def _chat(spec: ModelSpec, req: ChatCompletionRequest) -> None:
     if req.json_mode:
         _need(spec, "json_schema", "response_format", "JSON output formats")
     if req.logprobs or req.top_logprobs:
-        _need(spec, "logprobs", "logprobs" if req.logprobs else "top_logprobs", "logprobs")
+        _need(spec, "logprobs", "logprobs", "logprobs")
     for i, m in enumerate(req.messages):
         if not isinstance(m.content, list):
             continue

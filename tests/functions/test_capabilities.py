@@ -42,7 +42,7 @@ def refused(alias: str, req: ChatCompletionRequest | CompletionRequest) -> str |
     ("plain", chat(response_format={"type": "json_object"}), "response_format"),
     ("plain", chat(response_format={"type": "text"}), None),
     ("plain", chat(logprobs=True), "logprobs"),
-    ("plain", chat(top_logprobs=2), "top_logprobs"),
+    ("plain", chat(logprobs=True, top_logprobs=2), "logprobs"),
     ("g", chat(tools=TOOLS, response_format={"type": "json_object"}, logprobs=True), None),
     ("g", chat(n=2), None),
     ("g", chat(n=3), "n"),  # one choice per slot
