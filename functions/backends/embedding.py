@@ -6,11 +6,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import httpx
 import orjson
 
 from functions.backends.base import Endpoint
-from functions.backends.openai_compat import OpenAICompatBackend, status_error, transport_error
+from functions.backends.openai_compat import OpenAICompatBackend
 from functions.errors import BackendError, InvalidRequest
 
 
@@ -27,15 +26,8 @@ class EmbeddingBackend(OpenAICompatBackend):
 
     async def tokenize(self, model: str, texts: Sequence[str]) -> list[int]:
         """Token counts of ``texts`` by the model's own tokenizer (no special tokens)."""
-        url = self._base.removesuffix("v1/") + "tokenize"
-        try:
-            r = await self._client.post(url, content=orjson.dumps({"model": model,
-                                                                   "input": list(texts)}),
-                                        headers=self._headers, timeout=self._timeout())
-        except httpx.HTTPError as e:
-            raise transport_error(self.name, e) from e
-        if r.status_code != 200:
-            raise status_error(self.name, r.status_code, r.content)
+        r = await self._post(self._base.removesuffix("v1/") + "tokenize",
+                             {"model": model, "input": list(texts)})
         try:
             counts = orjson.loads(r.content)["counts"]
         except (orjson.JSONDecodeError, KeyError, TypeError) as e:

@@ -148,14 +148,19 @@ class OpenAICompatBackend:
             url = self._urls[endpoint] = httpx.URL(self._base + endpoint)
         return url
 
-    async def complete(self, endpoint: Endpoint, body: dict[str, Any]) -> Completion:
+    async def _post(self, url: httpx.URL | str, body: Any) -> httpx.Response:
+        """POST a JSON body; a transport failure or a non-200 answer becomes a domain error."""
         try:
-            r = await self._client.post(self._url(endpoint), content=orjson.dumps(body),
-                                        headers=self._headers, timeout=self._timeout())
+            r = await self._client.post(url, content=orjson.dumps(body), headers=self._headers,
+                                        timeout=self._timeout())
         except httpx.HTTPError as e:
             raise transport_error(self.name, e) from e
         if r.status_code != 200:
             raise status_error(self.name, r.status_code, r.content)
+        return r
+
+    async def complete(self, endpoint: Endpoint, body: dict[str, Any]) -> Completion:
+        r = await self._post(self._url(endpoint), body)
         try:
             parsed = orjson.loads(r.content)
         except orjson.JSONDecodeError as e:
