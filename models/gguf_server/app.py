@@ -42,6 +42,13 @@ log = logging.getLogger(__name__)
 
 
 VERSION_HEADER = "x-llmp-model-version"
+LOAD_HEADER = "x-llmp-load"
+"""On every answer and on ``/health``: ``active=N;queued=N;slots=N``, the load the gateway's router
+learns without scraping (``docs/routing.md``)."""
+
+
+def format_load(load: dict[str, int]) -> str:
+    return f"active={load['active']};queued={load['queued']};slots={load['slots']}"
 
 
 def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -79,7 +86,9 @@ class GGUFServer:
         if cur is None:
             status = "failed" if m.reason.startswith("failed") else "loading"
             return _json({"status": status, "reason": m.reason, **info}, 503)
-        return _json({"status": "ok", "in_flight": m.in_flight, **info})
+        load = m.load()
+        return _json({"status": "ok", "in_flight": m.in_flight, "load": load, **info},
+                     headers={LOAD_HEADER: format_load(load)})
 
     async def metrics_endpoint(self, request: Request) -> Response:
         return Response(self.metrics.render(), media_type="text/plain; version=0.0.4")
@@ -199,7 +208,8 @@ class GGUFServer:
         version = lease.loaded.version
         return _json({**self._head(answer.chat, version, stream=False),
                       "choices": answer.choices(), "usage": answer.usage()},
-                     headers={VERSION_HEADER: version})
+                     headers={VERSION_HEADER: version,
+                              LOAD_HEADER: format_load(self.manager.load())})
 
     def _head(self, chat: bool, version: str, *, stream: bool) -> dict[str, Any]:
         kind = ("chat.completion.chunk" if stream else "chat.completion") if chat \
@@ -228,7 +238,8 @@ class GGUFServer:
 
         return ClosingStreamingResponse(self._sse(lease, events, first, answer, include_usage),
                                         on_close=close,
-                                        headers={"cache-control": "no-cache", VERSION_HEADER: version})
+                                        headers={"cache-control": "no-cache", VERSION_HEADER: version,
+                                                 LOAD_HEADER: format_load(self.manager.load())})
 
     async def _sse(self, lease: Lease, events: AsyncIterator[Event], first: Event,
                    answer: _Answer, include_usage: bool) -> AsyncIterator[bytes]:

@@ -192,6 +192,11 @@ class Engine:
     def slots(self) -> int:
         return self._n_slots
 
+    def load_report(self) -> tuple[int, int]:
+        """(sequences decoding, requests queued for a slot): what the gateway routes on."""
+        pool = self._pool
+        return (pool.busy, pool.waiting) if pool is not None else (0, 0)
+
     def tokenize(self, text: str, *, add_special: bool = False) -> list[int]:
         """The model's tokens of ``text`` (reads the vocabulary only: safe beside decoding)."""
         if not self._llamas:

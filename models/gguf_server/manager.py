@@ -100,6 +100,16 @@ class ModelManager:
     def in_flight(self) -> int:
         return sum(x.leases for x in [*self._old, *([self.current] if self.current else [])])
 
+    def load(self) -> dict[str, int]:
+        """The load the gateway routes on: sequences decoding (draining versions included),
+        requests queued, and the slots of the version in service."""
+        active = queued = 0
+        for loaded in [*self._old, *([self.current] if self.current else [])]:
+            a, q = loaded.engine.load_report()
+            active, queued = active + a, queued + q
+        return {"active": active, "queued": queued,
+                "slots": self.current.engine.slots if self.current else 0}
+
     def lease(self) -> Lease:
         cur = self.current
         if cur is None:

@@ -34,12 +34,17 @@ def _shared(a: str, b: str) -> int:
 class SlotPool:
     def __init__(self, llamas: list[Any], max_queue: int) -> None:
         self._free = [Slot(x) for x in llamas]
+        self._total = len(llamas)
         self._waiters: deque[tuple[int, str, asyncio.Future[list[Slot]]]] = deque()
         self._max_queue = max_queue
 
     @property
     def waiting(self) -> int:
         return len(self._waiters)
+
+    @property
+    def busy(self) -> int:
+        return self._total - len(self._free)
 
     async def acquire(self, key: str) -> Slot:
         return (await self.acquire_many(key, 1))[0]

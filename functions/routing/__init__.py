@@ -1,0 +1,2 @@
+"""Routing: which tier answers a request (routes such as ``auto``), and which replica of that tier
+(load, affinity, breakers, failover). See ``docs/routing.md``."""
