@@ -105,6 +105,15 @@ TIER_CAPABILITIES: Mapping[Tier, Capabilities] = {
 }
 
 
+class RoutingSpec(_Frozen):
+    """Per-tier routing overrides (``routing:`` of a model entry); unset: ``LLMP_ROUTING_*``."""
+
+    ttfb_s: float | None = Field(None, gt=0)
+    """Time-to-first-byte limit of this tier: a replica that has not started answering by then
+    is abandoned and the request retried elsewhere (a large model's first token takes longer)."""
+    max_retries: int | None = Field(None, ge=0)
+
+
 class ModelSpec(_Frozen):
     alias: str = Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]*$")
     description: str = ""
@@ -115,6 +124,7 @@ class ModelSpec(_Frozen):
     gguf: GGUFSpec | None = None
     capabilities: Capabilities | None = None
     """Left out: the tier's defaults (:data:`TIER_CAPABILITIES`); given: replaces them whole."""
+    routing: RoutingSpec = RoutingSpec()
     enabled: bool = True
     """``false`` leaves the model out of the catalog (e.g. ``${LLMP_VLLM_ENABLED:-false}`` for a
     tier that exists only in Azure)."""

@@ -33,7 +33,7 @@ from functions.protocol.common import IGNORED_HEADER, SamplingParams
 
 if TYPE_CHECKING:
     from functions.auth import Principal
-    from functions.dispatch import Usage
+    from functions.dispatch import Routed, Usage
     from functions.limits import Reservation
     from models.catalog import ModelSpec
 
@@ -55,6 +55,8 @@ class RequestContext(Generic[R]):
     """Who answered: a backend's name, ``"cache"``, or None while no model has run."""
     usage: Usage | None = None
     error: LlmpError | None = None
+    routed: Routed | None = None
+    """How dispatch routed it (replica, tier, retries), once a model answered."""
     settled: bool = False
 
     @classmethod
@@ -72,8 +74,10 @@ class RequestContext(Generic[R]):
     def request_id(self) -> str:
         return str(getattr(self.request.state, "request_id", ""))
 
-    def answered(self, backend: str, usage: Usage | None) -> None:
+    def answered(self, backend: str, usage: Usage | None, routed: Routed | None = None) -> None:
         self.backend, self.usage = backend, usage
+        if routed is not None:
+            self.routed = routed
 
     def failed(self, e: BaseException) -> None:
         if self.error is None and isinstance(e, Exception):
@@ -90,6 +94,9 @@ class RequestContext(Generic[R]):
         log.info("usage", extra={
             "tenant": p.tenant, "key_id": p.key_id, "model": self.req.model,
             "backend": self.backend, "request_id": self.request_id,
+            "tier": self.routed.tier if self.routed else None,
+            "pick": self.routed.why if self.routed else None,
+            "retries": self.routed.retries if self.routed else 0,
             "prompt_tokens": usage.prompt_tokens if usage else None,
             "completion_tokens": usage.completion_tokens if usage else None,
             "error": type(self.error).__name__ if self.error else None})
