@@ -16,6 +16,8 @@ import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from functions.errors import DependencyUnavailable
+
 if TYPE_CHECKING:
     from redis.asyncio import Redis
 
@@ -55,10 +57,15 @@ class SharedState:
         """Raises when Redis is down: an operator's drain must not silently stay local."""
         if self._redis is None:
             return
-        if drained:
-            await self._redis.sadd(DRAINED_KEY, backend)
-        else:
-            await self._redis.srem(DRAINED_KEY, backend)
+        try:
+            if drained:
+                await self._redis.sadd(DRAINED_KEY, backend)
+            else:
+                await self._redis.srem(DRAINED_KEY, backend)
+        except Exception as e:
+            self._failed("drain", e)
+            raise DependencyUnavailable("Redis is unavailable: the drain could not be shared with "
+                                        "the other gateway instances; try again.") from e
 
     async def read(self, backends: Sequence[str]) -> tuple[dict[str, float], set[str]] | None:
         """(seconds each open backend stays open, drained backends); None when Redis is down
