@@ -292,7 +292,7 @@ class Dispatcher:
                 or shown != req.model else None
             return attempts.routed(backend), _relay(upstream, batches, first,
                                                     req.wants_usage_chunk, result, rename,
-                                                    done), result
+                                                    done, load), result
         raise attempts.exhausted()
 
     @staticmethod
@@ -322,13 +322,16 @@ class _Done:
 async def _relay(upstream: UpstreamStream, batches: AsyncIterator[list[bytes]],
                  first: list[bytes] | None, want_usage: bool, result: StreamResult,
                  rename: str | None = None,
-                 done: Callable[[], None] | None = None) -> AsyncIterator[bytes]:
+                 done: Callable[[], None] | None = None,
+                 alive: BackendLoad | None = None) -> AsyncIterator[bytes]:
     """Pass events on as they come (no buffering); take the usage chunk; end with ``[DONE]``.
     Events that arrived before a failure are still sent, then the error event."""
     pending: list[bytes] = []
     try:
         if first is not None:
             async for batch in _prepend(first, batches):
+                if alive is not None:
+                    alive.last_alive = time.monotonic()
                 pending.extend(_event(d, want_usage, result, rename) for d in batch)
                 if out := b"".join(pending):
                     yield out

@@ -38,6 +38,8 @@ class PollResult:
     queued: int | None = None
     slots: int | None = None
     version: str | None = None
+    answered: bool | None = None
+    """False when the poll got no answer in time (a hang or a very busy host), None otherwise."""
 
 
 class UpstreamStream(Protocol):

@@ -202,6 +202,8 @@ class OpenAICompatBackend:
         """``GET /health``: 200 when it serves; llmp's GGUF server adds its load and version."""
         try:
             r = await self._client.get(self._base.removesuffix("v1/") + "health", timeout=timeout_s)
+        except httpx.TimeoutException:
+            return PollResult(False, answered=False)
         except httpx.HTTPError:
             return PollResult(False)
         if r.status_code in (404, 405):

@@ -54,6 +54,9 @@ class BackendLoad:
     polled_ok: bool = False
     """The backend answered a poll at least once: a backend never heard from is tried last."""
     version: str | None = None
+    last_alive: float = 0.0
+    """When the backend last sent this process bytes (an answer, a stream's events): a backend
+    that streams is not hung, whatever its slow polls say."""
 
     def observe(self, reading: Reading) -> None:
         self.reading = reading

@@ -7,7 +7,9 @@ The pick, for one request of an alias:
    request already tried; a half-open backend takes the request as its probe (one at a time);
 2. affinity: a conversation pinned to a replica stays there while that replica's load per slot
    is under ``affinity_max_load``;
-3. otherwise the lowest expected cost (:meth:`LoadBook.expected_cost`: time per token, times
+3. no closed breaker left: the replica whose open period ends first, anyway ("panic": a refusal
+   helps no one, a dead replica fails fast, and a falsely tripped one answers);
+4. otherwise the lowest expected cost (:meth:`LoadBook.expected_cost`: time per token, times
    the queue a new request would join), ties broken at random; with more than four candidates,
    the better of two random ones (power of two choices), so that many gateway instances reading
    the same load do not all pile onto one replica. A backend that has never answered a poll nor
@@ -31,6 +33,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from functions.backends.base import Backend, PollResult
+from functions.errors import BackendTimeout
 from functions.routing.affinity import Affinity
 from functions.routing.breaker import Breaker
 from functions.routing.budget import RetryBudget
@@ -44,7 +47,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 DEFAULT_SEC_PER_TOKEN = 0.05
-Why = Literal["affinity", "load", "probe", "only", "untried"]
+Why = Literal["affinity", "load", "probe", "only", "untried", "panic"]
 
 
 @dataclass(slots=True)
@@ -136,12 +139,16 @@ class Router:
             async with asyncio.timeout(self.settings.poll_timeout_s):
                 return await backend.poll(self.settings.poll_timeout_s)
         except TimeoutError:
-            return PollResult(False)
+            return PollResult(False, answered=False)
 
     def _polled(self, name: str, r: PollResult) -> None:
         now = time.monotonic()
         load, stats, breaker = self.book.of(name), self.stats[name], self.breakers[name]
         if not r.ok:
+            s = self.settings
+            if r.answered is False and \
+                    now - load.last_alive < s.poll_timeout_s + s.poll_s * s.breaker_failures:
+                return  # a poll timed out, but answers are flowing: a busy host, not a hang
             stats.poll_failures += 1
             if (opened := breaker.failure(now)) is not None:
                 stats.opened_by_poll = True
@@ -193,7 +200,10 @@ class Router:
             if br.state(now) == "half_open" and not br.probing and br.allow(now):
                 return self._chosen(b, "probe")
         if not closed:
-            return None
+            # every replica left is open: try one anyway rather than refuse (Envoy's "panic
+            # mode"); a false trip (polls slowed by a busy host) then costs nothing, and a
+            # really dead replica fails fast
+            return self._chosen(min(pool, key=lambda b: self.breakers[b.name].open_until), "panic")
         proven = [b for b in closed if self._proven(b.name)]
         if not proven:
             return self._chosen(self._rng.choice(closed), "untried")
@@ -247,6 +257,7 @@ class Router:
         """The backend produced a first token (or a whole answer)."""
         load = self.book.of(name)
         load.polled_ok = True
+        load.last_alive = time.monotonic()
         if self.breakers[name].success():
             self._closed(name)
 
@@ -256,6 +267,10 @@ class Router:
         now = time.monotonic()
         self.stats[name].failures += 1
         load = self.book.of(name)
+        s = self.settings
+        if isinstance(e, BackendTimeout) and \
+                now - load.last_alive < s.poll_timeout_s + s.poll_s * s.breaker_failures:
+            busy = True  # slow to start while its other answers flow: queued, not hung
         if busy:
             r = load.reading
             slots = r.slots if r is not None else 1

@@ -13,7 +13,7 @@ class RoutingSettings(BaseSettings):
     poll_s: float = Field(1.0, gt=0)
     """How often every backend's load, version and health are read (GGUF ``/health``, vLLM
     ``/metrics``): one light GET per backend per interval, by one task per gateway process."""
-    poll_timeout_s: float = Field(0.5, gt=0)
+    poll_timeout_s: float = Field(1.0, gt=0)
     """A poll not answered in this time counts as a failure of that backend (a hung server
     accepts connections and never answers: this is how it is found between requests)."""
     first_poll_wait_s: float = Field(0.3, ge=0)

@@ -80,3 +80,32 @@ def test_unknown_things_are_404(gateway_url: str, admin_key: str, method: str,
                                 path: str) -> None:
     r = httpx.request(method, f"{gateway_url}{path}", headers=bearer(admin_key), json={})
     assert r.status_code == 404
+
+
+def test_backends_show_load_and_a_drain_moves_traffic(gateway_url: str, admin_key: str,
+                                                     api_key: str) -> None:
+    h = bearer(admin_key)
+    assert httpx.get(f"{gateway_url}/v1/admin/backends", headers=bearer(api_key)).status_code == 403
+    chat = {"model": "mock-fallback", "messages": MSG, "max_tokens": 3}
+    r = httpx.post(f"{gateway_url}/v1/chat/completions", json=chat, headers=bearer(api_key))
+    assert r.status_code == 200, r.text
+    assert r.headers["x-llmp-backend"] == "mock-b" and r.headers["x-llmp-tier"] == "mock-fallback"
+    assert r.headers["x-llmp-retries"] in ("0", "1") and "x-llmp-load" not in r.headers
+    rows = {row["backend"]: row for row in
+            httpx.get(f"{gateway_url}/v1/admin/backends", headers=h).json()["data"]}
+    assert rows["mock-b"]["alias"] == "mock-fallback" and rows["mock-b"]["tier"] == "vllm"
+    assert rows["mock-b"]["state"] == "closed" and rows["mock-b"]["picks"] >= 1
+    assert rows["dead-a"]["url"].startswith("http://127.0.0.1:")
+    try:
+        d = httpx.post(f"{gateway_url}/v1/admin/backends/mock-b/drain", headers=h)
+        assert d.status_code == 200 and d.json() == {"backend": "mock-b", "drained": True}
+        r = httpx.post(f"{gateway_url}/v1/chat/completions", json=chat, headers=bearer(api_key))
+        # the only other replica is dead: a drained replica gets no new request, so a clear 503
+        assert r.status_code == 503 and r.json()["error"]["type"] == "server_error"
+    finally:
+        u = httpx.post(f"{gateway_url}/v1/admin/backends/mock-b/undrain", headers=h)
+        assert u.status_code == 200 and u.json()["drained"] is False
+    assert httpx.post(f"{gateway_url}/v1/chat/completions", json=chat,
+                      headers=bearer(api_key)).status_code == 200
+    missing = httpx.post(f"{gateway_url}/v1/admin/backends/nope/drain", headers=h)
+    assert missing.status_code == 404

@@ -24,7 +24,7 @@ from models.catalog import parse_catalog
 from tests.support.hang import FreezableProxy, freezable_proxy, hanging_server
 from tests.support.servers import gguf_server_process
 
-FAST = dict(poll_s=0.25, poll_timeout_s=0.4, breaker_open_s=1.0, breaker_failures=2,
+FAST = dict(poll_s=0.25, breaker_open_s=1.0,
             shared_sync_s=0.2, ttfb_s=30.0, retry_min_per_s=10)
 
 
@@ -85,9 +85,9 @@ async def test_load_spreads_over_replicas_and_the_faster_takes_more(
         gguf_url: str, slow_url: str, client: httpx.AsyncClient) -> None:
     s = Stack(catalog(("fast", gguf_url), ("slow", slow_url)), client)
     try:
-        results = await asyncio.gather(*(run_stream(s.dispatcher, req(f"Count to {i}.", 24))
-                                         for i in range(14)))
-        assert all(ok(raw) for _, raw, _ in results)
+        results = await asyncio.gather(*(run_stream(s.dispatcher, req(f"Count to {i}.", 16))
+                                         for i in range(10)))
+        assert all(ok(raw) for _, raw, _ in results), [raw[-400:] for _, raw, _ in results if not ok(raw)]
         share = Counter(name for name, _, _ in results)
         assert share["slow"] >= 1 and share["fast"] > share["slow"], share
         loads = {row["backend"]: row for row in s.router.describe()}
@@ -121,8 +121,12 @@ async def test_a_replica_that_hangs_mid_run_fails_no_request_and_recovers(
             assert {name for name, _, _ in warm} == {"fast", "proxied"}
             proxy.freeze()
             t0 = time.monotonic()
-            results = await asyncio.gather(*(run_stream(s.dispatcher, req(f"Name {i} colours."))
-                                             for i in range(8)))
+            try:
+                results = await asyncio.gather(*(run_stream(s.dispatcher,
+                                                            req(f"Name {i} colours."))
+                                                 for i in range(8)))
+            except Exception as e:
+                raise AssertionError(f"{e!r} {s.router.describe()} {time.monotonic() - t0}") from e
             assert all(ok(raw) for _, raw, _ in results)  # none failed before the first token
             assert all(name == "fast" for name, _, _ in results)
             assert time.monotonic() - t0 < 30
