@@ -30,6 +30,13 @@ class GatewayMetrics:
         self.conversations_expired = Counter(
             "llmp_conversations_expired", "Conversations deleted by the retention timer.",
             registry=self.registry)
+        self.routed = Counter(
+            "llmp_routed_requests", "Requests answered by a model, by tier, replica and why that "
+            "replica (affinity, load, probe, only, untried, panic).",
+            ["tier", "backend", "pick"], registry=self.registry)
+        self.route_retries = Counter(
+            "llmp_route_retries", "Replicas (or tiers) tried again before the first token.",
+            ["tier"], registry=self.registry)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

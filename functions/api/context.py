@@ -100,5 +100,10 @@ class RequestContext(Generic[R]):
             "prompt_tokens": usage.prompt_tokens if usage else None,
             "completion_tokens": usage.completion_tokens if usage else None,
             "error": type(self.error).__name__ if self.error else None})
+        if (routed := self.routed) is not None:
+            metrics = self.gw.metrics
+            metrics.routed.labels(routed.tier, routed.name, routed.why).inc()
+            if routed.retries:
+                metrics.route_retries.labels(routed.tier).inc(routed.retries)
         account(self.gw, self.request, self.reservation, p, self.req.model, self.backend,
                 usage, self.error)

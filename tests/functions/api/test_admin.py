@@ -109,3 +109,4 @@ def test_backends_show_load_and_a_drain_moves_traffic(gateway_url: str, admin_ke
                       headers=bearer(api_key)).status_code == 200
     missing = httpx.post(f"{gateway_url}/v1/admin/backends/nope/drain", headers=h)
     assert missing.status_code == 404
+

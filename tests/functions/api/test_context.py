@@ -83,3 +83,12 @@ def test_a_backend_error_mid_stream_is_charged_once(gateway_url: str, postgres_u
     assert r.status_code == 200 and '"error"' in r.text
     (backend, _, _, error), = _settled(postgres_url, str(tenant.tenant_id), 1)
     assert backend == "mock-midstream-error-a" and error == "BackendError"
+
+
+def test_settlement_counts_how_the_request_was_routed(gateway_url: str, api_key: str) -> None:
+    chat = {"model": "mock", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 3}
+    r = httpx.post(f"{gateway_url}/v1/chat/completions", json=chat, headers=bearer(api_key))
+    assert r.status_code == 200 and r.headers["x-llmp-tier"] == "mock"
+    text = httpx.get(f"{gateway_url}/metrics").text
+    pick = r.headers["x-llmp-pick"]
+    assert f'llmp_routed_requests_total{{backend="mock-a",pick="{pick}",tier="mock"}}' in text

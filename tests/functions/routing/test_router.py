@@ -260,8 +260,10 @@ async def test_a_new_instance_routes_on_real_load_from_its_first_request(
         gguf_url: str, slow_url: str, client: httpx.AsyncClient) -> None:
     s = Stack(catalog(("fast", gguf_url), ("slow", slow_url)), client, first_poll_wait_s=2.0)
     try:
-        name, raw, _ = await run_stream(s.dispatcher, req("Hello"))
-        assert ok(raw)
+        routed, body, result = await s.dispatcher.stream("chat/completions", req("Hello"))
+        assert ok(b"".join([c async for c in body]))
+        await result.close()
+        assert routed.why == "load"  # both replicas known from the first poll, not a blind pick
         rows = {r["backend"]: r for r in s.router.describe()}
         assert rows["fast"]["version"] and rows["slow"]["load"]["slots"] == 2
     finally:
