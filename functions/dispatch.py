@@ -17,7 +17,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import orjson
 
@@ -34,10 +34,12 @@ from functions.errors import (
 )
 from functions.protocol.common import SamplingParams
 from functions.routing.affinity import affinity_key
-from functions.routing.load import BackendLoad
-from functions.routing.router import Pick, Router
-from functions.routing.settings import RoutingSettings
 from models.catalog import Catalog, ModelSpec
+
+if TYPE_CHECKING:  # the router is built with the dispatcher, not at import (function_app)
+    from functions.routing.load import BackendLoad
+    from functions.routing.router import Pick, Router
+    from functions.routing.settings import RoutingSettings
 
 log = logging.getLogger(__name__)
 

@@ -14,9 +14,8 @@ import hashlib
 import logging
 from typing import TYPE_CHECKING, Any
 
-from cachetools import TTLCache
-
 if TYPE_CHECKING:
+    from cachetools import TTLCache
     from redis.asyncio import Redis
 
 log = logging.getLogger(__name__)
@@ -46,6 +45,8 @@ class Affinity:
     def __init__(self, redis: Redis | None, ttl_s: float) -> None:
         self._redis = redis
         self._ttl = ttl_s
+        from cachetools import TTLCache  # built with the router, not at import
+
         self._local: TTLCache[str, str] = TTLCache(maxsize=LOCAL_MAX, ttl=ttl_s)
         self.failures = 0
 
