@@ -49,7 +49,15 @@ class PiiPolicy(_Model):
 
 class InjectionPolicy(_Model):
     threshold: float = Field(0.7, ge=0, le=1)
+    """The score from which a text is an injection. With the combined detector the score is
+    ``1 - (1 - heuristic) * (1 - learned)``; the learned part reads 0.7 at its operating point
+    (2% false positives on its validation texts): lower to catch more, raise to flag fewer."""
     action: Literal["allow", "block", "flag"] = "block"
+    classifier: bool = True
+    """Use the learned detector's part of a combined score (false: the heuristics alone)."""
+    on_classifier_error: Literal["heuristics", "refuse"] = "heuristics"
+    """When the learned detector cannot score: go on with the heuristics (counted in
+    ``llmp_guardrail_failures_total{detector="learned_injection"}``), or refuse (503)."""
 
 
 class ModerationPolicy(_Model):
