@@ -16,6 +16,7 @@ the training collections' benign texts) reads 0.7, the default ``injection.thres
 from __future__ import annotations
 
 import asyncio
+import itertools
 import math
 import re
 import threading
@@ -24,7 +25,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-
 
 from functions.guardrails.injection import HeuristicInjectionDetector, InjectionScore, normalize
 
@@ -46,7 +46,7 @@ def features(text: str, bits: int) -> list[int]:
     words = _WORDS.findall(normalize(text)[0].lower())
     mask = (1 << bits) - 1
     grams = {f"w:{w}" for w in words}
-    grams |= {f"b:{a} {b}" for a, b in zip(words, words[1:], strict=False)}
+    grams |= {f"b:{a} {b}" for a, b in itertools.pairwise(words)}
     joined = f" {' '.join(words)} "
     for n in (3, 4, 5):
         grams |= {joined[i:i + n] for i in range(len(joined) - n + 1)}
@@ -122,7 +122,7 @@ class CombinedInjectionDetector:
     returned with ``degraded`` set: the engine counts it as a failure of ``learned_injection`` and
     goes on with the heuristics, or refuses when the policy says ``on_classifier_error: refuse``."""
 
-    name = "heuristic+learned_injection"
+    name = "combined_injection"
 
     def __init__(self, learned: LearnedInjectionDetector | None = None) -> None:
         self.heuristic = HeuristicInjectionDetector()
@@ -132,7 +132,7 @@ class CombinedInjectionDetector:
         h = await self.heuristic.score(prompts, documents)
         try:
             learned = await asyncio.to_thread(self.learned.score_texts, [*prompts, *documents])
-        except Exception as e:  # the heuristics still stand; the engine counts it
+        except Exception as e:  # noqa: BLE001 - the heuristics still stand; the engine counts it
             return InjectionScore(h.score, h.categories, {"heuristic": h.score},
                                   degraded=type(e).__name__)
         categories = dict(h.categories)
