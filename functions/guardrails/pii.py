@@ -270,6 +270,11 @@ def _build_engine(spacy_model: str) -> AnalyzerEngine:
     for r in keep:
         if type(r).__name__ == "PhoneRecognizer":
             r.context = list(rules.PHONE_CONTEXT)  # Presidio's list has "number" (see there)
+        if type(r).__name__ == "IbanRecognizer":
+            # The registry loads it case-insensitive, so a lower-case word after an IBAN ("ES26
+            # ... each month") is read as one more group and the checksum fails: IBANs are upper
+            # case (the recognizer's own default).
+            r.global_regex_flags &= ~re.IGNORECASE
     registry.recognizers = [*keep, _OfflineEmail(), _Cards(), nanp]
     return AnalyzerEngine(nlp_engine=nlp, registry=registry, supported_languages=["en"],
                           context_aware_enhancer=_WindowContext())

@@ -41,8 +41,8 @@ class PiiPolicy(_Model):
     entities: dict[str, Action] = Field(default_factory=lambda: dict(DEFAULT_PII))
     min_score: float = Field(0.4, ge=0, le=1)
     """Findings scored below this are ignored (Presidio's scores: patterns 0.3-1.0, raised by 0.35
-    when a context word such as "phone" precedes them; NER 0.85). A phone number without context
-    scores 0.4."""
+    and to at least 0.6 when a context word such as "phone" is near them; NER 0.85; a name marked
+    by a cue, "Dear ...", 0.6). A phone number without context scores 0.4."""
     restore: bool = True
     """Put the masked values back into the answer for the caller (the model only saw placeholders)."""
 

@@ -96,3 +96,11 @@ def test_no_names_with_digits_and_no_urls_inside_words(analyzer: PresidioAnalyze
     text = "Ping 65a9:bd53:6d96:ecd9:50a7:80df:2c40:a2ec, then open notes.mp3 for Batch 7099."
     spans = asyncio.run(analyzer.analyze([text]))[0]
     assert [s.entity for s in spans if s.score >= 0.4 and s.entity != "LOCATION"] == ["IP_ADDRESS"]
+
+
+def test_an_iban_followed_by_a_word(analyzer: PresidioAnalyzer) -> None:
+    """Read case-insensitively, "each" was one more group of the IBAN and the checksum failed."""
+    text = "The rent goes to ES2611163444867810260780 each month."
+    spans = asyncio.run(analyzer.analyze([text]))[0]
+    assert [(s.entity, text[s.start:s.end]) for s in spans] == [
+        ("IBAN_CODE", "ES2611163444867810260780")]
