@@ -181,7 +181,7 @@ def load(folder: Path, seed: int = 0) -> dict[str, list[Example]]:
         doc = yaml.safe_load(_read(pyrit, f))
         if isinstance(doc, dict) and doc.get("value"):
             templates.append(str(doc["value"]))
-    filled = [_fill(t, o) for t in templates for o in rng.sample(harmful, 4)]
+    filled = [_fill(t, o) for t in templates for o in _some(rng, harmful, 4)]
     add(train, filled, True, "pyrit_templates")
     inj = _csv(giskard, "giskard/llm/loaders/local/prompt_injections.csv")
     add(train, [r["prompt"] for r in inj], True, "giskard")

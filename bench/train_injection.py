@@ -53,13 +53,13 @@ def operating_point(scores: list[float], labels: list[bool]) -> tuple[float, flo
     return threshold, recall, fpr
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--wheels", type=Path, default=Path("/tmp/llmp-injection-wheels"))
     ap.add_argument("--bits", type=int, default=17)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=MODEL_PATH)
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
 
     import numpy as np
     from sklearn.linear_model import LogisticRegression
@@ -69,8 +69,11 @@ def main() -> None:
     texts, labels = [e.text for e in train], [e.attack for e in train]
     X = matrix(texts, args.bits)
     y = np.array(labels)
+    strata = [f"{e.source}:{e.attack}" for e in train]
+    if min(strata.count(s) for s in set(strata)) < 2:  # a tiny collection: by label only
+        strata = [str(e.attack) for e in train]
     idx_fit, idx_val = train_test_split(np.arange(len(texts)), test_size=0.2, random_state=args.seed,
-                                        stratify=[f"{e.source}:{e.attack}" for e in train])
+                                        stratify=strata)
     best = None
     for C in (1.0, 4.0, 16.0, 64.0):
         clf = LogisticRegression(C=C, class_weight="balanced", max_iter=2000, solver="liblinear")
