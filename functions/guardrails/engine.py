@@ -301,15 +301,40 @@ class RequestGuard:
             return
         det = self.rails.detectors.injection
         result = await self._guarded(stage, det.name, det.score(prompts, documents))
-        if result is None or result.score < p.threshold:
+        if result is None:
             return
-        self._decide(stage, det.name, p.action, result.categories, result.score)
+        if result.degraded:
+            self._classifier_failed(stage, result.degraded)
+        score = result.score
+        if not p.classifier and "heuristic" in result.parts:
+            score = result.parts["heuristic"]
+        if score < p.threshold:
+            return
+        categories = result.categories
+        if not p.classifier:
+            categories = {k: v for k, v in categories.items() if k != "classifier"}
+        self._decide(stage, det.name, p.action, categories, score)
         if p.action == "block":
-            kinds = ", ".join(sorted(result.categories)) or "prompt injection"
+            kinds = ", ".join(sorted(categories)) or "prompt injection"
             raise GuardrailBlocked(
                 f"The request was refused: it looks like a prompt injection ({kinds}; score "
-                f"{result.score:.2f}). Rephrase it without instructions aimed at the model.",
+                f"{score:.2f}). Rephrase it without instructions aimed at the model.",
                 param="messages", code="prompt_injection_detected")
+
+    def _classifier_failed(self, stage: Stage, reason: str) -> None:
+        """The learned part of a combined injection detector could not score: counted and logged
+        like any failed guardrail; the heuristics' score stands unless the policy refuses."""
+        detector = "learned_injection"
+        self.rails.metrics.guardrail_failures.labels(stage, detector, reason).inc()
+        log.error("guardrail failed", extra={"stage": stage, "detector": detector, "reason": reason,
+                                             "tenant_id": self._tenant_id,
+                                             "request_id": self._request_id})
+        refuse = self.policy.injection.on_classifier_error == "refuse"
+        self._decide(stage, detector, "error_refused" if refuse else "error_allowed", {})
+        if refuse:
+            raise GuardrailUnavailable(
+                "A safety check could not be completed, so the request was refused. Try again "
+                "later.")
 
     async def _check_moderation(self, stage: Stage, texts: Sequence[str]) -> None:
         hits = await self._moderation_hits(stage, texts)

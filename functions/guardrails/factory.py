@@ -10,6 +10,7 @@ from functions.guardrails.injection import (
     InjectionDetector,
     PromptShieldsDetector,
 )
+from functions.guardrails.injection_model import CombinedInjectionDetector
 from functions.guardrails.moderation import AzureModerator, Moderator, RuleModerator
 from functions.guardrails.pii import PresidioAnalyzer
 from functions.guardrails.settings import GuardrailSettings
@@ -38,8 +39,13 @@ def content_safety_client(s: GuardrailSettings) -> ContentSafetyClient:
 
 def build_detectors(s: GuardrailSettings) -> Detectors:
     client = content_safety_client(s) if "azure" in (s.injection, s.moderation) else None
-    injection: InjectionDetector = (PromptShieldsDetector(client) if client and s.injection == "azure"
-                                    else HeuristicInjectionDetector())
+    injection: InjectionDetector
+    if client and s.injection == "azure":
+        injection = PromptShieldsDetector(client)
+    elif s.injection == "combined":
+        injection = CombinedInjectionDetector()
+    else:
+        injection = HeuristicInjectionDetector()
     moderation: Moderator = (AzureModerator(client) if client and s.moderation == "azure"
                              else RuleModerator())
     return Detectors(PresidioAnalyzer(s.spacy_model, s.analysis_cache_size), injection, moderation)

@@ -5,7 +5,8 @@ instruction override, role manipulation, system-prompt extraction, jailbreak per
 obfuscated payloads (base64 that decodes to an attack, invisible or bidi characters, look-alike
 letters). The text is normalised first (NFKC, invisible characters removed, common Cyrillic/Greek
 look-alikes folded to Latin), so tricks that hide an attack from the patterns raise the score instead.
-:class:`PromptShieldsDetector` asks Azure AI Content Safety Prompt Shields.
+:class:`PromptShieldsDetector` asks Azure AI Content Safety Prompt Shields. The learned detector and
+its combination with these heuristics are in :mod:`functions.guardrails.injection_model`.
 """
 
 from __future__ import annotations
@@ -28,6 +29,11 @@ class InjectionScore:
     """0 (benign) to 1 (certain attack)."""
     categories: dict[str, int] = field(default_factory=dict)
     """Which families matched, and how often (no text)."""
+    parts: dict[str, float] = field(default_factory=dict)
+    """A combined detector's parts, by name (``heuristic``, ``learned``): the policy may ask for
+    the heuristics alone."""
+    degraded: str | None = None
+    """Why a part of a combined detector could not score (the score is then the others')."""
 
 
 class InjectionDetector(Protocol):

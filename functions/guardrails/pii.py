@@ -21,6 +21,7 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
+from functions.guardrails import recognizers as rules
 from functions.guardrails.findings import Span
 
 if TYPE_CHECKING:
@@ -76,7 +77,8 @@ class PresidioAnalyzer:
         engine = self._get_engine()
         results = engine.analyze(text, language="en", entities=list(PATTERN_ENTITIES),
                                  nlp_artifacts=_tokens_only(engine, text))
-        found = [Span(r.entity_type, r.start, r.end, float(r.score)) for r in results]
+        found = [Span(r.entity_type, r.start, r.end, float(r.score)) for r in results
+                 if _plausible(text, r.entity_type, r.start, r.end)]
         if ner:
             found += _ner_spans(engine, text)
         spans = _resolve_overlaps(found)
@@ -126,11 +128,40 @@ def _ner_spans(engine: AnalyzerEngine, text: str) -> list[Span]:
     nlp: Any = engine.nlp_engine
     model = nlp.nlp["en"]
     segs = candidate_segments(text, model.Defaults.stop_words)
+    stop = model.Defaults.stop_words
     spans: list[Span] = []
     for (start, _), doc in zip(segs, model.pipe(text[a:b] for a, b in segs), strict=True):
-        spans.extend(Span(NER_LABELS[e.label_], start + e.start_char, start + e.end_char, NER_SCORE)
-                     for e in doc.ents if e.label_ in NER_LABELS)
+        cued = [(a, b) for a, b in rules.cued_names(doc.text, stop)
+                if all(_cue_wins(doc.text[a:b], e.label_) for e in doc.ents
+                       if a < e.end_char and b > e.start_char)]
+        for e in doc.ents:
+            label = NER_LABELS.get(e.label_)
+            if not label or any(a < e.end_char and b > e.start_char for a, b in cued):
+                continue
+            if label != "PERSON" or rules.plausible_name(e.text):
+                spans.append(Span(label, start + e.start_char, start + e.end_char, NER_SCORE))
+        spans.extend(Span("PERSON", start + a, start + b, rules.NAME_RULE_SCORE) for a, b in cued)
     return spans
+
+
+_NAME_SHAPED = frozenset({"ORG", "GPE", "NORP", "FAC", "LOC", "PRODUCT", "WORK_OF_ART", "PERSON"})
+
+
+def _cue_wins(name: str, label: str) -> bool:
+    """Where spaCy labelled a cued name (the small model calls most unfamiliar names after "Dear"
+    or "spoke with" an organisation), the cue wins for a first-and-last-name shape; a single word
+    is left to spaCy, and a date or a number is never a name."""
+    return label == "PERSON" or (label in _NAME_SHAPED and len(name.split()) >= 2)
+
+
+def _plausible(text: str, entity: str, start: int, end: int) -> bool:
+    """Pattern findings that cannot be what they say: a URL that stops inside a word ("notes.mp"
+    of "notes.mp3" is a file name), a phone number of fewer than 7 digits ("Batch 393431")."""
+    if entity == "URL":
+        return end >= len(text) or not text[end].isalnum()
+    if entity == "PHONE_NUMBER":
+        return sum(c.isdigit() for c in text[start:end]) >= 7
+    return True
 
 
 def _tokens_only(engine: AnalyzerEngine, text: str) -> Any:
@@ -153,10 +184,16 @@ def _resolve_overlaps(spans: list[Span]) -> list[Span]:
 
 def _build_engine(spacy_model: str) -> AnalyzerEngine:
     import spacy
-    from presidio_analyzer import AnalyzerEngine, RecognizerRegistry, RecognizerResult
+    from presidio_analyzer import (
+        AnalyzerEngine,
+        Pattern,
+        PatternRecognizer,
+        RecognizerRegistry,
+        RecognizerResult,
+    )
     from presidio_analyzer.context_aware_enhancers import ContextAwareEnhancer
     from presidio_analyzer.nlp_engine import NlpArtifacts, SpacyNlpEngine
-    from presidio_analyzer.predefined_recognizers import EmailRecognizer
+    from presidio_analyzer.predefined_recognizers import CreditCardRecognizer, EmailRecognizer
     from tldextract import TLDExtract
 
     class _LeanSpacy(SpacyNlpEngine):
@@ -175,13 +212,14 @@ def _build_engine(spacy_model: str) -> AnalyzerEngine:
 
     class _WindowContext(ContextAwareEnhancer):
         """Raise a pattern finding's score when one of its recognizer's context words ("ssn",
-        "phone", "card", ...) appears just before it: a substring test on a window of the raw text,
-        linear in the findings (Presidio's lemma enhancer walks every token per finding)."""
-
-        WINDOW = 48
+        "phone", "card", ...) is a word in a window of the raw text around it (48 characters before,
+        32 after: :func:`rules.context_hits`), linear in the findings (Presidio's lemma
+        enhancer walks every token per finding). A context word lifts a finding to at least 0.6,
+        above the 0.4 of a number that several recognizers could claim (nine digits: an SSN, a
+        passport, a phone number), so the one whose context is there wins."""
 
         def __init__(self) -> None:
-            super().__init__(context_similarity_factor=0.35, min_score_with_context_similarity=0.4,
+            super().__init__(context_similarity_factor=0.35, min_score_with_context_similarity=0.6,
                              context_prefix_count=5, context_suffix_count=0)
 
         def enhance_using_context(self, text: str, raw_results: list[Any], nlp_artifacts: Any,
@@ -191,8 +229,7 @@ def _build_engine(spacy_model: str) -> AnalyzerEngine:
             key = RecognizerResult.RECOGNIZER_IDENTIFIER_KEY
             for r in raw_results:
                 ctx = words.get((r.recognition_metadata or {}).get(key), [])
-                before = text[max(0, r.start - self.WINDOW):r.start].lower()
-                if ctx and any(w in before for w in ctx):
+                if ctx and rules.context_hits(text, r.start, r.end, ctx):
                     r.score = min(1.0, max(r.score + self.context_similarity_factor,
                                            self.min_score_with_context_similarity))
             return raw_results
@@ -206,6 +243,21 @@ def _build_engine(spacy_model: str) -> AnalyzerEngine:
         def validate_result(self, pattern_text: str) -> bool:
             return self._tld(pattern_text.rpartition("@")[2]).suffix != ""
 
+    class _Cards(CreditCardRecognizer):
+        """Current issuer ranges (2-series Mastercard, Maestro, 19-digit Visa):
+        :func:`rules.card_number`."""
+
+        def __init__(self) -> None:
+            super().__init__(patterns=[Pattern("card (IIN and Luhn)", rules.CARD_CANDIDATE,
+                                               0.3)])
+
+        def validate_result(self, pattern_text: str) -> bool:
+            return rules.card_number(pattern_text)
+
+    nanp = PatternRecognizer(supported_entity="PHONE_NUMBER", name="NanpPhoneRecognizer",
+                             patterns=[Pattern("NANP", rules.NANP, rules.NANP_SCORE)],
+                             context=rules.PHONE_CONTEXT)
+
     logging.getLogger("presidio-analyzer").setLevel(logging.ERROR)  # it lists every language skipped
     nlp = _LeanSpacy(models=[{"lang_code": "en", "model_name": spacy_model}])
     nlp.load()
@@ -213,7 +265,16 @@ def _build_engine(spacy_model: str) -> AnalyzerEngine:
     registry.load_predefined_recognizers(languages=["en"], nlp_engine=nlp)
     keep: list[Any] = [r for r in registry.recognizers  # NER runs separately (_ner_spans)
                        if set(r.supported_entities) & set(PATTERN_ENTITIES)
-                       and type(r).__name__ not in ("EmailRecognizer", "SpacyRecognizer")]
-    registry.recognizers = [*keep, _OfflineEmail()]
+                       and type(r).__name__ not in ("EmailRecognizer", "SpacyRecognizer",
+                                                    "CreditCardRecognizer")]
+    for r in keep:
+        if type(r).__name__ == "PhoneRecognizer":
+            r.context = list(rules.PHONE_CONTEXT)  # Presidio's list has "number" (see there)
+        if type(r).__name__ == "IbanRecognizer":
+            # The registry loads it case-insensitive, so a lower-case word after an IBAN ("ES26
+            # ... each month") is read as one more group and the checksum fails: IBANs are upper
+            # case (the recognizer's own default).
+            r.global_regex_flags &= ~re.IGNORECASE
+    registry.recognizers = [*keep, _OfflineEmail(), _Cards(), nanp]
     return AnalyzerEngine(nlp_engine=nlp, registry=registry, supported_languages=["en"],
                           context_aware_enhancer=_WindowContext())

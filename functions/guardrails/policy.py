@@ -41,15 +41,23 @@ class PiiPolicy(_Model):
     entities: dict[str, Action] = Field(default_factory=lambda: dict(DEFAULT_PII))
     min_score: float = Field(0.4, ge=0, le=1)
     """Findings scored below this are ignored (Presidio's scores: patterns 0.3-1.0, raised by 0.35
-    when a context word such as "phone" precedes them; NER 0.85). A phone number without context
-    scores 0.4."""
+    and to at least 0.6 when a context word such as "phone" is near them; NER 0.85; a name marked
+    by a cue, "Dear ...", 0.6). A phone number without context scores 0.4."""
     restore: bool = True
     """Put the masked values back into the answer for the caller (the model only saw placeholders)."""
 
 
 class InjectionPolicy(_Model):
     threshold: float = Field(0.7, ge=0, le=1)
+    """The score from which a text is an injection. With the combined detector the score is
+    ``1 - (1 - heuristic) * (1 - learned)``; the learned part reads 0.7 at its operating point
+    (2% false positives on its validation texts): lower to catch more, raise to flag fewer."""
     action: Literal["allow", "block", "flag"] = "block"
+    classifier: bool = True
+    """Use the learned detector's part of a combined score (false: the heuristics alone)."""
+    on_classifier_error: Literal["heuristics", "refuse"] = "heuristics"
+    """When the learned detector cannot score: go on with the heuristics (counted in
+    ``llmp_guardrail_failures_total{detector="learned_injection"}``), or refuse (503)."""
 
 
 class ModerationPolicy(_Model):

@@ -19,7 +19,10 @@ class GuardrailSettings(BaseSettings):
     timeout_s: float = Field(2.0, gt=0)
     """Longest a single check may take before it counts as a failure (refused unless the policy
     says ``on_error: allow``)."""
-    injection: Literal["heuristic", "azure"] = "heuristic"
+    injection: Literal["combined", "heuristic", "azure"] = "combined"
+    """combined: the heuristics and the learned model shipped with the gateway (in-process, numpy;
+    ``functions/guardrails/injection_model.py``); heuristic: the patterns alone; azure: Prompt
+    Shields."""
     moderation: Literal["rules", "azure"] = "rules"
     content_safety_endpoint: str | None = None
     """Azure AI Content Safety endpoint, for ``injection=azure`` (Prompt Shields) or

@@ -9,7 +9,9 @@ from functions.guardrails.settings import GuardrailSettings
 def test_factory_picks_the_configured_implementations() -> None:
     local = build_detectors(GuardrailSettings())
     assert local.moderation.name == "rules_moderation"
-    assert local.injection.name == "heuristic_injection"
+    assert local.injection.name == "combined_injection"
+    assert build_detectors(GuardrailSettings(injection="heuristic")).injection.name == (
+        "heuristic_injection")
     azure = build_detectors(GuardrailSettings(injection="azure", moderation="azure",
                                               content_safety_endpoint="https://cs.example",
                                               content_safety_key="k"))

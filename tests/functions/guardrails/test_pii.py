@@ -2,6 +2,7 @@ import asyncio
 
 import pytest
 
+from bench.pii_corpus import ENTITIES, Sample, generate
 from functions.guardrails.pii import PresidioAnalyzer
 from tests.functions.guardrails.conftest import labeled
 
@@ -50,3 +51,56 @@ def test_a_name_in_a_long_prompt_is_found(analyzer: PresidioAnalyzer) -> None:
     text = filler + "Send it to Olivia Brown today. " + filler
     spans = asyncio.run(analyzer.analyze([text]))[0]
     assert [text[s.start:s.end] for s in spans if s.entity == "PERSON"] == ["Olivia Brown"]
+
+
+def _recall_and_precision(analyzer: PresidioAnalyzer, corpus: list[Sample]
+                          ) -> tuple[dict[str, float], float]:
+    found = asyncio.run(analyzer.analyze([s.text for s in corpus]))
+    hits: dict[str, list[bool]] = {e: [] for e in ENTITIES}
+    tp = fp = 0
+    for sample, spans in zip(corpus, found, strict=True):
+        kept = [x for x in spans if x.score >= 0.4 and x.entity != "LOCATION"]
+        for entity, a, b in sample.spans:
+            hits[entity].append(any(x.entity == entity and x.start < b and x.end > a for x in kept))
+        for x in kept:
+            if any(x.entity == e and x.start < b and x.end > a for e, a, b in sample.spans):
+                tp += 1
+            else:
+                fp += 1
+    return {e: sum(h) / len(h) for e, h in hits.items()}, tp / (tp + fp)
+
+
+def test_generated_corpus_recall_and_precision(analyzer: PresidioAnalyzer) -> None:
+    """The benchmark's corpus at a small size (bench/guardrails_quality.py runs 500 per type): a
+    seed the rules were not written against, on the templates no rule was tuned on."""
+    recall, precision = _recall_and_precision(analyzer, generate(30, seed=11, holdout=True))
+    assert min(recall.values()) >= 0.8, recall
+    assert precision >= 0.9
+
+
+def test_context_decides_between_nine_digit_readings(analyzer: PresidioAnalyzer) -> None:
+    text = "For the tax form use 075829442 as the social security number."
+    spans = asyncio.run(analyzer.analyze([text]))[0]
+    assert [(s.entity, text[s.start:s.end]) for s in spans if s.score >= 0.4] == [
+        ("US_SSN", "075829442")]
+
+
+def test_phone_extensions_and_prefixes_are_part_of_the_number(analyzer: PresidioAnalyzer) -> None:
+    text = "Reach out on +1-342-923-0869x9374 or 001-491-295-4076 tomorrow."
+    spans = asyncio.run(analyzer.analyze([text]))[0]
+    assert [text[s.start:s.end] for s in spans if s.entity == "PHONE_NUMBER"] == [
+        "+1-342-923-0869x9374", "001-491-295-4076"]
+
+
+def test_no_names_with_digits_and_no_urls_inside_words(analyzer: PresidioAnalyzer) -> None:
+    text = "Ping 65a9:bd53:6d96:ecd9:50a7:80df:2c40:a2ec, then open notes.mp3 for Batch 7099."
+    spans = asyncio.run(analyzer.analyze([text]))[0]
+    assert [s.entity for s in spans if s.score >= 0.4 and s.entity != "LOCATION"] == ["IP_ADDRESS"]
+
+
+def test_an_iban_followed_by_a_word(analyzer: PresidioAnalyzer) -> None:
+    """Read case-insensitively, "each" was one more group of the IBAN and the checksum failed."""
+    text = "The rent goes to ES2611163444867810260780 each month."
+    spans = asyncio.run(analyzer.analyze([text]))[0]
+    assert [(s.entity, text[s.start:s.end]) for s in spans] == [
+        ("IBAN_CODE", "ES2611163444867810260780")]
