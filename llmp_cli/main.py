@@ -35,6 +35,9 @@ def serve(
     host: Annotated[str, typer.Option(help="Gateway address.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Gateway port.")] = 7071,
     catalog: Annotated[Path | None, typer.Option(help="Model catalog (YAML).")] = None,
+    replicas: Annotated[int, typer.Option(
+        min=1, max=16, envvar="LLMP_LOCAL_REPLICAS",
+        help="GGUF servers per GGUF alias, each on its own port, sharing the cores.")] = 1,
 ) -> None:
     """Start local Postgres and Redis (unless DATABASE_URL/REDIS_URL are set), the catalog's GGUF
     servers and the gateway. Ctrl-C stops everything."""
@@ -42,7 +45,7 @@ def serve(
     from models.logs import configure_logging
 
     configure_logging(os.environ.get("LLMP_LOG_LEVEL", "INFO"))
-    raise typer.Exit(run(host, port, catalog))
+    raise typer.Exit(run(host, port, catalog, replicas))
 
 
 @keys_app.command("create")
