@@ -12,6 +12,7 @@ from uuid import UUID
 
 import typer
 
+from llmp_cli.backends import app as backends_app
 from llmp_cli.guardrails_cmd import app as guardrails_app
 from llmp_cli.local import database_url, known_redis_url
 from llmp_cli.models_cmd import app as models_app
@@ -26,6 +27,7 @@ app.add_typer(guardrails_app, name="guardrails")
 app.add_typer(tenants_app, name="tenants")
 app.add_typer(usage_app, name="usage")
 app.add_typer(rag_app, name="rag")
+app.add_typer(backends_app, name="backends")
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 

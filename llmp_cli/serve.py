@@ -205,7 +205,17 @@ def _stop_on_signals(sup: Supervisor) -> None:
 
 def ensure_dev_key(database_url: str) -> str:
     """A key for the local ``dev`` tenant, made once and kept in ``.llmp/dev-api-key`` (mode 600)."""
-    path = data_dir() / "dev-api-key"
+    return _ensure_local_key(database_url, "dev-api-key", "llmp serve", None)
+
+
+def ensure_admin_key(database_url: str) -> str:
+    """A key with the admin role (``/v1/admin/...``: ``llmp backends``), made once and kept in
+    ``.llmp/admin-api-key`` (mode 600)."""
+    return _ensure_local_key(database_url, "admin-api-key", "llmp serve (admin)", ["admin"])
+
+
+def _ensure_local_key(database_url: str, file: str, name: str, roles: list[str] | None) -> str:
+    path = data_dir() / file
     if path.is_file():
         return path.read_text().strip()
     from functions.db import Database
@@ -214,7 +224,7 @@ def ensure_dev_key(database_url: str) -> str:
     async def make() -> str:
         db = Database(database_url, min_size=0, max_size=1)
         try:
-            _, key = await KeyStore(db).create("dev", name="llmp serve")
+            _, key = await KeyStore(db).create("dev", name=name, roles=roles)
         finally:
             await db.aclose()
         return key
@@ -289,6 +299,7 @@ def _serve(host: str, port: int, catalog_path: Path | None, replicas: int) -> in
         if replicas > 1:  # the gateway reads the catalog with one backend per replica
             env["LLMP_CATALOG_PATH"] = str(write_catalog(catalog, data_dir() / "catalog.local.yaml"))
         key = ensure_dev_key(env["DATABASE_URL"])  # also applies migrations
+        ensure_admin_key(env["DATABASE_URL"])
         servers = gguf_servers(catalog)
         blob_set = env.get("LLMP_BLOB_CONNECTION_STRING") or env.get("LLMP_BLOB_ACCOUNT_URL")
         if servers and not blob_set:
