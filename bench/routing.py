@@ -72,6 +72,10 @@ class Target:
     """For llmp: catalog backend name -> replica; each answer's ``x-llmp-backend`` must agree."""
 
 
+class StreamFailed(httpx.HTTPError):
+    """An error event in place of the rest of a stream."""
+
+
 @dataclass
 class Answer:
     latency_ms: float
@@ -108,6 +112,7 @@ async def chat(client: httpx.AsyncClient, t: Target, messages: list[dict[str, st
     first: float | None = None
     fingerprint: str | None = None
     text: list[str] = []
+    last_line = ""
     async with client.stream("POST", t.url, json=body, headers=t.headers) as r:
         r.raise_for_status()
         if t.backends:
@@ -116,11 +121,15 @@ async def chat(client: httpx.AsyncClient, t: Target, messages: list[dict[str, st
             if not line.startswith("data: ") or line == "data: [DONE]":
                 continue
             chunk = orjson.loads(line[6:])
+            if "error" in chunk:  # the proxy gave up mid-stream: a failed request
+                raise StreamFailed(str(chunk["error"])[:200])
+            last_line = line
             fingerprint = fingerprint or chunk.get("system_fingerprint")
             for c in chunk.get("choices") or ():
                 if content := (c.get("delta") or {}).get("content"):
-                    first = first or time.perf_counter()
                     text.append(content)
+                if content or c.get("finish_reason"):  # a first token, or an empty answer's end
+                    first = first or time.perf_counter()
     end = time.perf_counter()
     expect(fingerprint in LABELS.values(),
            f"{t.name}: an answer reported system_fingerprint {fingerprint!r}, not one of the GGUF "
@@ -130,6 +139,8 @@ async def chat(client: httpx.AsyncClient, t: Target, messages: list[dict[str, st
         backend = r.headers.get("x-llmp-backend")
         expect(t.backends.get(backend or "") == replica,
                f"{t.name}: x-llmp-backend {backend!r} but the answer came from replica {replica}")
+    expect(first is not None, f"{t.name}: a stream ended without a token or a finish_reason "
+                              f"(its last event: {last_line[:300]!r})")
     ttft = None if first is None else (first - t0) * 1000
     return Answer((end - t0) * 1000, ttft, replica), "".join(text)
 
@@ -187,11 +198,8 @@ async def conversation(c: httpx.AsyncClient, route: list[Target], turns: int,
                                                     f"{TAGS.next()}."})
         last, text = await chat(c, route[i], messages, max_tokens)
         messages.append({"role": "assistant", "content": text})
-    ttft = None if last is None else last.ttft_ms
-    expect(last is not None and ttft is not None,
-           f"{route[-1].name}: the last turn of a conversation streamed no token")
-    assert last is not None  # for the type checker: expect() raised otherwise
-    return Turn(ttft or 0.0, last.replica)
+    assert last is not None  # turns >= 1
+    return Turn(last.ttft_ms or 0.0, last.replica)
 
 
 async def measure_affinity(routes: dict[str, list[Target]], conversations: int, parallel: int,
@@ -265,17 +273,21 @@ def litellm_proxy(stack: contextlib.ExitStack, exe: Path, env: dict[str, str], w
 
 
 @contextlib.contextmanager
-def targets_over(stack_env: dict[str, str], work: Path, key: str, phase: str,
+def targets_over(gw_env: dict[str, str], work: Path, key: str, phase: str,
                  replicas: list[tuple[str, str]], litellm: Path | None, args: argparse.Namespace
                  ) -> Iterator[list[Target]]:
     """llmp and the LiteLLM strategies over ``replicas`` ((backend name, url), in catalog order)."""
+    # LiteLLM gets no DATABASE_URL (it would try to run its own schema on llmp's Postgres)
+    lite_env = {k: v for k, v in gw_env.items() if k not in ("DATABASE_URL", "REDIS_URL")
+                and not k.startswith("LLMP_")}
     with contextlib.ExitStack() as stack:
-        gw = gateway(stack, stack_env, work, phase, replicas)
+        gw = gateway(stack, gw_env, work, phase.replace(" ", "-"), replicas)
         out = [Target(f"llmp ({phase})", f"{gw}/v1/chat/completions",
                       {"authorization": f"Bearer {key}"}, {"fast": "fast", "slow": "slow"})]
         if litellm is not None:
             for strategy in ("simple-shuffle", "least-busy"):
-                out.append(litellm_proxy(stack, litellm, stack_env, work, f"{strategy}-{phase}",
+                out.append(litellm_proxy(stack, litellm, lite_env, work,
+                                         f"{strategy}-{phase.replace(' ', '-')}",
                                          strategy, [u for _, u in replicas],
                                          args.first_byte_timeout, args.cooldown))
                 out[-1].name = f"litellm {strategy} ({phase})"
@@ -320,7 +332,7 @@ def main() -> None:
     ap.add_argument("--max-tokens", type=int, default=24)
     ap.add_argument("--turns", type=int, default=10)
     ap.add_argument("--conversations", type=int, default=8, help="per target")
-    ap.add_argument("--first-byte-timeout", type=float, default=10.0)
+    ap.add_argument("--first-byte-timeout", type=float, default=15.0)
     ap.add_argument("--cooldown", type=float, default=5.0, help="llmp's and LiteLLM's, alike")
     ap.add_argument("--order", choices=("slow-first", "fast-first"), default="slow-first",
                     help="the replicas' order in llmp's catalog (LiteLLM's list alike)")
@@ -361,6 +373,7 @@ def main() -> None:
             calm = asyncio.run(measure_load(targets, args.requests, args.rounds, args.concurrency,
                                             args.max_tokens))
             out += load_table("no fault: 2 unequal replicas", calm)
+            print("\n".join(out), flush=True)  # figures as they come (a later failure keeps them)
             if "affinity" not in args.skip:
                 print(f"scenario: affinity (load average {load_average()})", flush=True)
                 routes = {t.name: [t] * args.turns for t in targets}
@@ -370,6 +383,7 @@ def main() -> None:
                 turns = asyncio.run(measure_affinity(routes, args.conversations, 4, args.turns,
                                                      args.max_tokens))
                 out += affinity_table(args.turns, turns)
+                print("\n".join(out[-(len(turns) + 6):]), flush=True)
 
         if "fault" not in args.skip:
             print(f"scenario: one replica hangs (load average {load_average()})", flush=True)

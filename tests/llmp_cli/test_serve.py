@@ -186,6 +186,12 @@ def test_serve_starts_replicas_the_gateway_knows(tmp_path: Path) -> None:
                              "messages": [{"role": "user", "content": "Hi"}]})
         assert r.status_code == 200
         assert r.headers["x-llmp-backend"] in replicas
+        # the local admin key (for `llmp backends`) has the admin role; the dev key has not
+        admin = (tmp_path / "data" / "admin-api-key").read_text().strip()
+        for k, status in ((admin, 200), (key, 403)):
+            got = httpx.get(f"http://127.0.0.1:{port}/v1/admin/tenants", timeout=30,
+                            headers={"authorization": f"Bearer {k}"})
+            assert got.status_code == status, got.text
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGINT)
