@@ -17,8 +17,9 @@ Scenarios, each run over every target, interleaved by rounds:
    without a byte (llmp ``LLMP_BACKEND_READ_TIMEOUT_S``, LiteLLM ``stream_timeout``) and retry
    elsewhere (LiteLLM ``num_retries: 2``, ``allowed_fails: 1``, ``cooldown_time`` as llmp's).
 3. **affinity**: conversations of ``--turns`` turns (the history resent each turn, as stateless
-   clients do), 4 at once; TTFT of the last turn. References over the replicas directly: every turn
-   on ``fast`` (perfect affinity) and turns 1..n-1 on ``slow``, the last on ``fast`` (no affinity).
+   clients do), 2 at once (``--parallel``); TTFT of the last turn. References over the replicas
+   directly: every turn on ``fast`` (perfect affinity) and turns 1..n-1 on ``slow``, the last on
+   ``fast`` (no affinity).
 
 What is checked (``bench/assertions.py``: a mismatch stops the run, exit status 2, no numbers):
 every prompt is new (letter tags), so every llmp answer must say ``x-cache: miss``; every answer of
@@ -298,7 +299,7 @@ def targets_over(gw_env: dict[str, str], work: Path, key: str, phase: str,
 def load_table(title: str, samples: dict[str, Samples], hang: HangServer | None = None,
                tries: dict[str, int] | None = None) -> list[str]:
     lines = [f"\n## {title}", "| target | answers | errors | p50 ms | p99 ms | TTFT p50 ms | "
-             "TTFT p99 ms | share slow / fast |" + (" connections to the hung replica |"
+             "TTFT p99 ms | share per replica |" + (" connections to the hung replica |"
                                                    if hang else ""),
              "|---|---|---|---|---|---|---|---|" + ("---|" if hang else "")]
     for name, s in samples.items():
@@ -331,7 +332,9 @@ def main() -> None:
     ap.add_argument("--concurrency", type=int, default=16)
     ap.add_argument("--max-tokens", type=int, default=24)
     ap.add_argument("--turns", type=int, default=10)
-    ap.add_argument("--conversations", type=int, default=8, help="per target")
+    ap.add_argument("--conversations", type=int, default=4, help="per target")
+    ap.add_argument("--parallel", type=int, default=2,
+                    help="conversations at once (2: the slow replica's slots)")
     ap.add_argument("--first-byte-timeout", type=float, default=15.0)
     ap.add_argument("--cooldown", type=float, default=5.0, help="llmp's and LiteLLM's, alike")
     ap.add_argument("--order", choices=("slow-first", "fast-first"), default="slow-first",
@@ -380,9 +383,9 @@ def main() -> None:
                 routes["direct, every turn on fast (perfect affinity)"] = [direct["fast"]] * args.turns
                 routes["direct, last turn moved slow -> fast (none)"] = (
                     [direct["slow"]] * (args.turns - 1) + [direct["fast"]])
-                turns = asyncio.run(measure_affinity(routes, args.conversations, 4, args.turns,
-                                                     args.max_tokens))
-                out += affinity_table(args.turns, turns)
+                turns = asyncio.run(measure_affinity(routes, args.conversations, args.parallel,
+                                                     args.turns, args.max_tokens))
+                out += affinity_table(args.turns, args.parallel, turns)
                 print("\n".join(out[-(len(turns) + 6):]), flush=True)
 
         if "fault" not in args.skip:
@@ -405,8 +408,9 @@ def main() -> None:
     print("\n".join(out))
 
 
-def affinity_table(turns: int, got: dict[str, list[Any]]) -> list[str]:
-    lines = [f"\n## affinity: TTFT of turn {turns} of a conversation (4 conversations at once)",
+def affinity_table(turns: int, parallel: int, got: dict[str, list[Any]]) -> list[str]:
+    lines = [f"\n## affinity: TTFT of turn {turns} of a conversation ({parallel} conversations at "
+             "once)",
              f"| target | conversations | turn-{turns} TTFT p50 ms | p90 ms | last turn on slow / fast |",
              "|---|---|---|---|---|"]
     for name, ts in got.items():
