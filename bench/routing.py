@@ -13,7 +13,7 @@ Scenarios, each run over every target, interleaved by rounds:
    latency, TTFT, errors, share of answers per replica.
 2. **one replica hangs**: a third replica that accepts connections and never answers
    (``tests/support/hang.py``), listed first (the worst place for an order-following router); the
-   same load. Both llmp and LiteLLM give up on a backend after ``--first-byte-timeout`` seconds
+   same load. Here (only) both llmp and LiteLLM give up on a backend after ``--first-byte-timeout`` seconds
    without a byte (llmp ``LLMP_BACKEND_READ_TIMEOUT_S``, LiteLLM ``stream_timeout``) and retry
    elsewhere (LiteLLM ``num_retries: 2``, ``allowed_fails: 1``, ``cooldown_time`` as llmp's).
 3. **affinity**: conversations of ``--turns`` turns (the history resent each turn, as stateless
@@ -275,9 +275,11 @@ def litellm_proxy(stack: contextlib.ExitStack, exe: Path, env: dict[str, str], w
 
 @contextlib.contextmanager
 def targets_over(gw_env: dict[str, str], work: Path, key: str, phase: str,
-                 replicas: list[tuple[str, str]], litellm: Path | None, args: argparse.Namespace
-                 ) -> Iterator[list[Target]]:
-    """llmp and the LiteLLM strategies over ``replicas`` ((backend name, url), in catalog order)."""
+                 replicas: list[tuple[str, str]], litellm: Path | None, args: argparse.Namespace,
+                 first_byte_s: float) -> Iterator[list[Target]]:
+    """llmp and the LiteLLM strategies over ``replicas`` ((backend name, url), in catalog order),
+    each giving up on a backend after ``first_byte_s`` without a byte."""
+    gw_env = {"LLMP_BACKEND_READ_TIMEOUT_S": str(first_byte_s), **gw_env}
     # LiteLLM gets no DATABASE_URL (it would try to run its own schema on llmp's Postgres)
     lite_env = {k: v for k, v in gw_env.items() if k not in ("DATABASE_URL", "REDIS_URL")
                 and not k.startswith("LLMP_")}
@@ -290,7 +292,7 @@ def targets_over(gw_env: dict[str, str], work: Path, key: str, phase: str,
                 out.append(litellm_proxy(stack, litellm, lite_env, work,
                                          f"{strategy}-{phase.replace(' ', '-')}",
                                          strategy, [u for _, u in replicas],
-                                         args.first_byte_timeout, args.cooldown))
+                                         first_byte_s, args.cooldown))
                 out[-1].name = f"litellm {strategy} ({phase})"
         yield out
 
@@ -340,7 +342,7 @@ def main() -> None:
     ap.add_argument("--order", choices=("slow-first", "fast-first"), default="slow-first",
                     help="the replicas' order in llmp's catalog (LiteLLM's list alike)")
     ap.add_argument("--no-litellm", action="store_true")
-    ap.add_argument("--skip", choices=("fault", "affinity"), action="append", default=[])
+    ap.add_argument("--skip", choices=("load", "fault", "affinity"), action="append", default=[])
     ap.add_argument("--gateway-env", action="append", default=[], metavar="K=V",
                     help="extra gateway setting (e.g. the router's), repeatable")
     args = ap.parse_args()
@@ -352,7 +354,6 @@ def main() -> None:
     key = make_key(db_url)
     gw_env = {**env, "DATABASE_URL": db_url, "REDIS_URL": redis_url, "LLMP_LOG_LEVEL": "WARNING",
               "LLMP_GUARDRAILS_ENABLED": "0",  # LiteLLM runs none: like with like
-              "LLMP_BACKEND_READ_TIMEOUT_S": str(args.first_byte_timeout),
               "LLMP_BACKEND_COOLDOWN_S": str(args.cooldown),
               **dict(kv.split("=", 1) for kv in args.gateway_env)}
     out = [f"# routing across replicas ({time.strftime('%Y-%m-%d %H:%M')}, {os.cpu_count()} CPUs, "
@@ -360,7 +361,8 @@ def main() -> None:
            f"dispatcher: {dispatcher_commit()}",
            f"{args.concurrency} concurrent clients, {args.requests} streamed requests per target "
            f"and scenario, {args.max_tokens} tokens each; catalog order {args.order}; "
-           f"first-byte timeout {args.first_byte_timeout:g} s, cooldown {args.cooldown:g} s"]
+           f"first-byte timeout {args.first_byte_timeout:g} s with a hung replica (else 120 s), "
+           f"cooldown {args.cooldown:g} s"]
     with contextlib.ExitStack() as stack:
         stack.callback(pg.stop)
         stack.callback(redis.stop)
@@ -372,11 +374,14 @@ def main() -> None:
         direct = {r: Target(f"direct {r}", f"{u}/v1/chat/completions", {}) for r, u in urls.items()}
 
         print(f"scenario: no fault (load average {load_average()})", flush=True)
-        with targets_over(gw_env, work, key, "2 replicas", replicas, litellm, args) as targets:
-            calm = asyncio.run(measure_load(targets, args.requests, args.rounds, args.concurrency,
-                                            args.max_tokens))
-            out += load_table("no fault: 2 unequal replicas", calm)
-            print("\n".join(out), flush=True)  # figures as they come (a later failure keeps them)
+        calm: dict[str, Samples] = {}
+        with targets_over(gw_env, work, key, "2 replicas", replicas, litellm, args,
+                          120.0) as targets:
+            if "load" not in args.skip:
+                calm = asyncio.run(measure_load(targets, args.requests, args.rounds,
+                                                args.concurrency, args.max_tokens))
+                out += load_table("no fault: 2 unequal replicas", calm)
+                print("\n".join(out), flush=True)  # figures as they come
             if "affinity" not in args.skip:
                 print(f"scenario: affinity (load average {load_average()})", flush=True)
                 routes = {t.name: [t] * args.turns for t in targets}
@@ -392,7 +397,8 @@ def main() -> None:
             print(f"scenario: one replica hangs (load average {load_average()})", flush=True)
             with hang_server("silent") as hs:
                 faulty = [("hung", hs.url), *replicas]
-                with targets_over(gw_env, work, key, "1 hung", faulty, litellm, args) as targets:
+                with targets_over(gw_env, work, key, "1 hung", faulty, litellm, args,
+                                  args.first_byte_timeout) as targets:
                     tries: dict[str, int] = {}
                     samples: dict[str, Samples] = {}
                     for t in targets:  # one target at a time: the hung replica's connections
