@@ -439,7 +439,7 @@ def affinity_table(turns: int, parallel: int, got: dict[str, list[Any]]) -> list
 
 
 def verdicts(calm: dict[str, Samples], fault: dict[str, Samples] | None) -> list[str]:
-    lines = ["\n## against the aims"]
+    lines: list[str] = []
     llmp = next((s for n, s in calm.items() if n.startswith("llmp")), None)
     best = best_litellm(calm)
     if llmp is not None and best is not None:
