@@ -458,7 +458,7 @@ def verdicts(calm: dict[str, Samples], fault: dict[str, Samples] | None) -> list
                 if base and base.answers:
                     lines.append(f"- {n}: failed {s.errors}, p99 {s.latency(99) / base.latency(99):.2f}x"
                                  " its no-fault p99")
-    return lines
+    return ["\n## against the aims", *lines] if lines else []
 
 
 if __name__ == "__main__":
