@@ -59,7 +59,7 @@ $(VLLM_STAMP):
 vllm: install $(VLLM_STAMP)  ## vLLM (CPU) and its converted SmolLM2 model, for the vLLM tests and LLMP_VLLM_LOCAL=1
 	LLMP_VLLM_VENV=$(VLLM_VENV) $(BIN)/python -m models.vllm_local model
 
-run: install $(if $(filter 1,$(LLMP_VLLM_LOCAL)),vllm)  ## start Postgres, Redis, the GGUF and embedding servers and the gateway on http://127.0.0.1:7071
+run: install $(if $(filter 1,$(LLMP_VLLM_LOCAL)),vllm)  ## start Postgres, Redis, the GGUF and embedding servers and the gateway on http://127.0.0.1:7071 (LLMP_LOCAL_REPLICAS=N: N GGUF servers per alias)
 	$(BIN)/llmp serve
 
 test: install tools vllm lint  ## lint, type-check, then every test (slow ones included)

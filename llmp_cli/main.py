@@ -12,6 +12,7 @@ from uuid import UUID
 
 import typer
 
+from llmp_cli.backends import app as backends_app
 from llmp_cli.guardrails_cmd import app as guardrails_app
 from llmp_cli.local import database_url, known_redis_url
 from llmp_cli.models_cmd import app as models_app
@@ -26,6 +27,7 @@ app.add_typer(guardrails_app, name="guardrails")
 app.add_typer(tenants_app, name="tenants")
 app.add_typer(usage_app, name="usage")
 app.add_typer(rag_app, name="rag")
+app.add_typer(backends_app, name="backends")
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -35,6 +37,9 @@ def serve(
     host: Annotated[str, typer.Option(help="Gateway address.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Gateway port.")] = 7071,
     catalog: Annotated[Path | None, typer.Option(help="Model catalog (YAML).")] = None,
+    replicas: Annotated[int, typer.Option(
+        min=1, max=16, envvar="LLMP_LOCAL_REPLICAS",
+        help="GGUF servers per GGUF alias, each on its own port, sharing the cores.")] = 1,
 ) -> None:
     """Start local Postgres and Redis (unless DATABASE_URL/REDIS_URL are set), the catalog's GGUF
     servers and the gateway. Ctrl-C stops everything."""
@@ -42,7 +47,7 @@ def serve(
     from models.logs import configure_logging
 
     configure_logging(os.environ.get("LLMP_LOG_LEVEL", "INFO"))
-    raise typer.Exit(run(host, port, catalog))
+    raise typer.Exit(run(host, port, catalog, replicas))
 
 
 @keys_app.command("create")

@@ -2,6 +2,8 @@
 Blob, as in production), its embedding servers (the embedding tier, which RAG and the semantic cache
 call too) and the gateway, supervised together; with ``LLMP_VLLM_LOCAL=1``, also vLLM's
 OpenAI server on CPU with a small model (``models/vllm_local.py``, catalog alias ``smollm2-vllm``).
+With ``LLMP_LOCAL_REPLICAS=N`` (``--replicas N``), N GGUF servers per GGUF alias, each on its own
+port, and a gateway that knows all N as backends of the alias (:func:`replicate`; docs/routing.md).
 
 It never prompts. SIGINT (Ctrl-C, to the whole process group) or SIGTERM stops every child within
 seconds; a child that dies takes the whole platform down with a non-zero exit, so failures are loud.
@@ -20,9 +22,11 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
+from typing import NamedTuple
 from urllib.parse import urlsplit
 
 import httpx
+import yaml
 
 from llmp_cli.local import (
     LocalAzurite,
@@ -34,7 +38,7 @@ from llmp_cli.local import (
     local_redis_url_file,
 )
 from models.blob_store import BlobSettings
-from models.catalog import Catalog, load_catalog
+from models.catalog import BackendSpec, Catalog, CatalogError, ModelSpec, load_catalog
 
 log = logging.getLogger(__name__)
 
@@ -91,16 +95,86 @@ class Supervisor:
                 c.proc.wait()
 
 
-def gguf_servers(catalog: Catalog) -> list[tuple[str, str, int, int]]:
-    """(alias, model file, port, slots) for each GGUF backend the catalog puts on this machine."""
+class GGUFServer(NamedTuple):
+    """One GGUF server process that ``llmp serve`` starts: the catalog backend it serves."""
+
+    alias: str
+    file: str
+    port: int
+    slots: int
+    backend: str
+    replica: int
+    """Its index among the alias's local backends (0 for the first)."""
+    threads: int | None
+    """CPU threads, when several replicas of the alias share this machine; None: all of them."""
+
+
+REPLICA_PORT_STRIDE = 100
+"""Replica ``i`` of a local backend on port ``P`` listens on ``P + i * 100`` (8081, 8181, ...)."""
+
+
+def replicate(catalog: Catalog, replicas: int) -> Catalog:
+    """The catalog as the local gateway sees it with ``replicas`` GGUF servers per alias: each
+    loopback backend of a GGUF alias becomes ``replicas`` backends ``NAME-0`` .. ``NAME-{N-1}``, on
+    ports ``P``, ``P+100``, ... (remote backends and other tiers are kept as they are). The same
+    shape the Azure catalog has for a tier with several replicas: one backend per replica."""
+    if replicas < 1:
+        raise ValueError("replicas must be at least 1")
+    if replicas == 1:
+        return catalog
+    taken = {urlsplit(b.base_url).port for m in catalog.models for b in m.backends}
+    models = []
+    for m in catalog.models:
+        if m.tier != "gguf" or m.gguf is None:
+            models.append(m)
+            continue
+        backends: list[BackendSpec] = []
+        for b in m.backends:
+            parts = urlsplit(b.base_url)
+            if parts.hostname not in LOOPBACK or not parts.port:
+                backends.append(b)
+                continue
+            for i in range(replicas):
+                port = parts.port + i * REPLICA_PORT_STRIDE
+                if i and (port in taken or port > 65535):
+                    raise CatalogError(f"replica {i} of backend {b.name} would listen on port "
+                                       f"{port}, which the catalog already uses (or is too high)")
+                url = parts._replace(netloc=f"{parts.hostname}:{port}").geturl()
+                backends.append(BackendSpec.model_validate(
+                    {**b.model_dump(), "name": f"{b.name}-{i}", "url": url}))
+        models.append(ModelSpec.model_validate({**m.model_dump(), "backends": backends}))
+    return Catalog(models=tuple(models))
+
+
+def write_catalog(catalog: Catalog, path: Path) -> Path:
+    """Write ``catalog`` as YAML that :func:`models.catalog.load_catalog` reads back unchanged
+    (values already expanded; disabled models already left out)."""
+    data = catalog.model_dump(mode="json", exclude_defaults=True)
+    path.write_text("# written by `llmp serve` (LLMP_LOCAL_REPLICAS): the catalog the local gateway"
+                    " reads\n" + yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def usable_cpus() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def gguf_servers(catalog: Catalog, cpus: int | None = None) -> list[GGUFServer]:
+    """One :class:`GGUFServer` for each GGUF backend the catalog puts on this machine. Replicas of
+    one alias split the machine's cores (``cpus``, default: those this process may use) between
+    them, since the router keeps them all busy at once."""
+    cpus = cpus or usable_cpus()
     out = []
     for m in catalog.models:
         if m.tier != "gguf" or m.gguf is None:
             continue
-        for b in m.backends:
-            parts = urlsplit(b.base_url)
-            if parts.hostname in LOOPBACK and parts.port:
-                out.append((m.alias, m.gguf.file, parts.port, m.gguf.slots))
+        local = [(b, p) for b in m.backends
+                 if (p := urlsplit(b.base_url)).hostname in LOOPBACK and p.port]
+        threads = max(1, cpus // len(local)) if len(local) > 1 else None
+        for i, (b, parts) in enumerate(local):
+            assert parts.port is not None
+            out.append(GGUFServer(m.alias, m.gguf.file, parts.port, m.gguf.slots, b.name, i,
+                                  threads))
     return out
 
 
@@ -131,7 +205,17 @@ def _stop_on_signals(sup: Supervisor) -> None:
 
 def ensure_dev_key(database_url: str) -> str:
     """A key for the local ``dev`` tenant, made once and kept in ``.llmp/dev-api-key`` (mode 600)."""
-    path = data_dir() / "dev-api-key"
+    return _ensure_local_key(database_url, "dev-api-key", "llmp serve", None)
+
+
+def ensure_admin_key(database_url: str) -> str:
+    """A key with the admin role (``/v1/admin/...``: ``llmp backends``), made once and kept in
+    ``.llmp/admin-api-key`` (mode 600)."""
+    return _ensure_local_key(database_url, "admin-api-key", "llmp serve (admin)", ["admin"])
+
+
+def _ensure_local_key(database_url: str, file: str, name: str, roles: list[str] | None) -> str:
+    path = data_dir() / file
     if path.is_file():
         return path.read_text().strip()
     from functions.db import Database
@@ -140,7 +224,7 @@ def ensure_dev_key(database_url: str) -> str:
     async def make() -> str:
         db = Database(database_url, min_size=0, max_size=1)
         try:
-            _, key = await KeyStore(db).create("dev", name="llmp serve")
+            _, key = await KeyStore(db).create("dev", name=name, roles=roles)
         finally:
             await db.aclose()
         return key
@@ -151,7 +235,7 @@ def ensure_dev_key(database_url: str) -> str:
     return key
 
 
-def publish_missing(settings: BlobSettings, servers: list[tuple[str, str, int, int]]) -> None:
+def publish_missing(settings: BlobSettings, servers: list[GGUFServer]) -> None:
     """First start: publish each local GGUF alias's seed file (catalog ``gguf.file``) to Blob, so the
     local platform serves models the way production does: from Blob Storage."""
     from llmp_cli.models_cmd import publish_file
@@ -162,7 +246,7 @@ def publish_missing(settings: BlobSettings, servers: list[tuple[str, str, int, i
         store = ModelStore.from_settings(settings)
         try:
             await store.ensure_container()
-            for alias, model_file, _, _ in servers:
+            for alias, model_file in dict.fromkeys((s.alias, s.file) for s in servers):
                 if await store.current(alias) is None:
                     mv = await publish_file(store, alias, resolve_model_file(model_file))
                     print(f"published {model_file} to Blob as {alias} ({mv.version})", flush=True)
@@ -188,14 +272,14 @@ def local_vllm(catalog: Catalog) -> LocalVllm | None:
     return None
 
 
-def serve(host: str, port: int, catalog_path: Path | None) -> int:
+def serve(host: str, port: int, catalog_path: Path | None, replicas: int = 1) -> int:
     try:
-        return _serve(host, port, catalog_path)
+        return _serve(host, port, catalog_path, replicas)
     except KeyboardInterrupt:
         return 0
 
 
-def _serve(host: str, port: int, catalog_path: Path | None) -> int:
+def _serve(host: str, port: int, catalog_path: Path | None, replicas: int) -> int:
     sup = Supervisor()
     _stop_on_signals(sup)
     env = dict(os.environ, PYTHONUNBUFFERED="1")
@@ -211,8 +295,11 @@ def _serve(host: str, port: int, catalog_path: Path | None) -> int:
         if catalog_path is not None:
             env["LLMP_CATALOG_PATH"] = str(catalog_path)
         env.setdefault("LLMP_RAG_QDRANT_PATH", str(data_dir() / "qdrant"))  # Qdrant local mode
-        catalog = load_catalog(catalog_path)
+        catalog = replicate(load_catalog(catalog_path), replicas)
+        if replicas > 1:  # the gateway reads the catalog with one backend per replica
+            env["LLMP_CATALOG_PATH"] = str(write_catalog(catalog, data_dir() / "catalog.local.yaml"))
         key = ensure_dev_key(env["DATABASE_URL"])  # also applies migrations
+        ensure_admin_key(env["DATABASE_URL"])
         servers = gguf_servers(catalog)
         blob_set = env.get("LLMP_BLOB_CONNECTION_STRING") or env.get("LLMP_BLOB_ACCOUNT_URL")
         if servers and not blob_set:
@@ -223,12 +310,16 @@ def _serve(host: str, port: int, catalog_path: Path | None) -> int:
             publish_missing(BlobSettings(connection_string=env.get("LLMP_BLOB_CONNECTION_STRING"),
                                          account_url=env.get("LLMP_BLOB_ACCOUNT_URL")), servers)
 
-        for alias, _, gport, slots in servers:
-            sup.spawn(f"gguf:{alias}", [sys.executable, "-m", "models.gguf_server.app"],
-                      {**env, "LLMP_GGUF_MODEL": "blob:", "LLMP_GGUF_ALIAS": alias,
-                       "LLMP_GGUF_PORT": str(gport), "LLMP_GGUF_SLOTS": str(slots),
-                       "LLMP_GGUF_CACHE_DIR": str(data_dir() / "gguf-cache")},
-                      f"http://127.0.0.1:{gport}/health")
+        for g in servers:
+            cache = "gguf-cache" if g.replica == 0 else f"gguf-cache-{g.replica}"  # one per process
+            threads = {"LLMP_GGUF_THREADS": str(g.threads)} if g.threads and \
+                "LLMP_GGUF_THREADS" not in env else {}
+            sup.spawn(f"gguf:{g.backend}" if replicas > 1 else f"gguf:{g.alias}",
+                      [sys.executable, "-m", "models.gguf_server.app"],
+                      {**env, "LLMP_GGUF_MODEL": "blob:", "LLMP_GGUF_ALIAS": g.alias,
+                       "LLMP_GGUF_PORT": str(g.port), "LLMP_GGUF_SLOTS": str(g.slots),
+                       "LLMP_GGUF_CACHE_DIR": str(data_dir() / cache), **threads},
+                      f"http://127.0.0.1:{g.port}/health")
         for alias, eport in embedding_servers(catalog):
             sup.spawn(f"embedding:{alias}", [sys.executable, "-m", "models.embedding_server.app"],
                       {**env, "HF_HUB_OFFLINE": "1", "LLMP_EMBEDDING_SERVER_ALIAS": alias,
@@ -247,6 +338,10 @@ def _serve(host: str, port: int, catalog_path: Path | None) -> int:
         if not sup.stopping:
             print(f"llmp is up: OpenAI API at http://{host}:{port}/v1", flush=True)
             print(f"models: {', '.join(m.alias for m in catalog.models)}", flush=True)
+            if replicas > 1:
+                for g in servers:
+                    print(f"replica {g.backend} of {g.alias}: http://127.0.0.1:{g.port} "
+                          f"({g.threads or 'all'} threads)", flush=True)
             print(f"local API key (tenant 'dev'): {key}", flush=True)
         while not sup.stopping:
             if (dead := sup.first_exit()) is not None:

@@ -9,13 +9,28 @@ import sys
 import time
 from pathlib import Path
 
+import httpx
 import psutil
 import pytest
 from openai import OpenAI
 
 from llmp_cli.local import free_port
-from llmp_cli.serve import embedding_servers, gguf_servers, local_vllm
-from models.catalog import parse_catalog
+from llmp_cli.serve import (
+    GGUFServer,
+    embedding_servers,
+    gguf_servers,
+    local_vllm,
+    replicate,
+    write_catalog,
+)
+from models.catalog import CatalogError, load_catalog, parse_catalog
+
+TWO_TIERS = """
+models:
+  - {alias: a, tier: gguf, context_length: 9, gguf: {file: x.gguf, slots: 2},
+     backends: [{name: l, url: "http://127.0.0.1:8101"}, {name: r, url: "http://gguf.svc:80"}]}
+  - {alias: b, tier: vllm, context_length: 9, backends: [{name: v, url: "http://127.0.0.1:8000"}]}
+"""
 
 
 def test_gguf_servers_only_for_loopback_backends() -> None:
@@ -25,7 +40,39 @@ models:
      backends: [{name: l, url: "http://127.0.0.1:8101"}, {name: r, url: "http://gguf.svc:80"}]}
   - {alias: b, tier: vllm, context_length: 9, backends: [{name: v, url: "http://127.0.0.1:8000"}]}
 """, {})
-    assert gguf_servers(catalog) == [("a", "x.gguf", 8101, 2)]
+    assert gguf_servers(catalog) == [GGUFServer("a", "x.gguf", 8101, 2, "l", 0, None)]
+
+
+def test_replicas_are_backends_of_the_alias_on_their_own_ports() -> None:
+    catalog = replicate(parse_catalog(TWO_TIERS, {}), 3)
+    a, b = catalog.models
+    assert [(x.name, x.base_url) for x in a.backends] == [
+        ("l-0", "http://127.0.0.1:8101"), ("l-1", "http://127.0.0.1:8201"),
+        ("l-2", "http://127.0.0.1:8301"), ("r", "http://gguf.svc")]  # remote ones stay
+    assert b == parse_catalog(TWO_TIERS, {}).models[1]  # other tiers untouched
+    # one server per replica, the cores split between them
+    assert gguf_servers(catalog, cpus=8) == [
+        GGUFServer("a", "x.gguf", 8101, 2, "l-0", 0, 2), GGUFServer("a", "x.gguf", 8201, 2, "l-1", 1, 2),
+        GGUFServer("a", "x.gguf", 8301, 2, "l-2", 2, 2)]
+    assert {g.threads for g in gguf_servers(catalog, cpus=2)} == {1}  # never below one
+    assert replicate(parse_catalog(TWO_TIERS, {}), 1) == parse_catalog(TWO_TIERS, {})
+    with pytest.raises(ValueError):
+        replicate(parse_catalog(TWO_TIERS, {}), 0)
+
+
+def test_a_replica_port_the_catalog_already_uses_is_refused() -> None:
+    clash = TWO_TIERS.replace("127.0.0.1:8000", "127.0.0.1:8201")
+    with pytest.raises(CatalogError, match="8201"):
+        replicate(parse_catalog(clash, {}), 2)
+
+
+def test_the_written_catalog_reads_back_the_same(tmp_path: Path) -> None:
+    real = parse_catalog((Path(__file__).parents[2] / "models/catalog.yaml").read_text(), {})
+    catalog = replicate(real, 2)
+    path = write_catalog(catalog, tmp_path / "catalog.yaml")
+    assert load_catalog(path, {}) == catalog
+    gguf = [m for m in catalog.models if m.tier == "gguf"]
+    assert gguf and all(len(m.backends) == 2 for m in gguf)
 
 
 def test_embedding_servers_only_for_loopback_backends() -> None:
@@ -97,3 +144,58 @@ def test_serve_answers_then_stops_on_sigint(tmp_path: Path) -> None:
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
+
+
+@pytest.mark.slow
+def test_serve_starts_replicas_the_gateway_knows(tmp_path: Path) -> None:
+    port, gguf_port, embedding_port = free_port(), free_port(), free_port()
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("DATABASE_URL", "REDIS_URL", "LLMP_GGUF_THREADS")}
+    env.update(LLMP_DATA_DIR=str(tmp_path / "data"), LLMP_SMOLLM2_URL=f"http://127.0.0.1:{gguf_port}",
+               LLMP_EMBEDDING_URL=f"http://127.0.0.1:{embedding_port}", PYTHONUNBUFFERED="1",
+               LLMP_LOCAL_REPLICAS="2")
+    proc = subprocess.Popen([sys.executable, "-m", "llmp_cli.main", "serve", "--port", str(port)],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                            start_new_session=True, text=True)
+    try:
+        key, replicas = None, []
+        deadline = time.monotonic() + 180
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            if line.startswith("replica "):
+                replicas.append(line.split()[1])
+            if line.startswith("local API key"):
+                key = line.rsplit(" ", 1)[1].strip()
+                break
+            assert time.monotonic() < deadline
+        assert key, "serve never came up"
+        assert replicas == ["gguf-smollm2-local-0", "gguf-smollm2-local-1"]
+        # two GGUF servers, each on its own port, serving the alias from its own cache
+        for i in range(2):
+            health = httpx.get(f"http://127.0.0.1:{gguf_port + 100 * i}/health", timeout=5)
+            assert health.status_code == 200 and "x-llmp-load" in health.headers
+        assert (tmp_path / "data" / "gguf-cache-1" / "smollm2-135m").is_dir()
+        # the gateway reads the catalog with both as backends of the alias
+        seen = load_catalog(tmp_path / "data" / "catalog.local.yaml", {}).get("smollm2-135m")
+        assert seen is not None
+        assert [b.base_url for b in seen.backends] == [
+            f"http://127.0.0.1:{gguf_port}", f"http://127.0.0.1:{gguf_port + 100}"]
+        r = httpx.post(f"http://127.0.0.1:{port}/v1/chat/completions", timeout=60,
+                       headers={"authorization": f"Bearer {key}"},
+                       json={"model": "smollm2-135m", "max_tokens": 3,
+                             "messages": [{"role": "user", "content": "Hi"}]})
+        assert r.status_code == 200
+        assert r.headers["x-llmp-backend"] in replicas
+        # the local admin key (for `llmp backends`) has the admin role; the dev key has not
+        admin = (tmp_path / "data" / "admin-api-key").read_text().strip()
+        for k, status in ((admin, 200), (key, 403)):
+            got = httpx.get(f"http://127.0.0.1:{port}/v1/admin/tenants", timeout=30,
+                            headers={"authorization": f"Bearer {k}"})
+            assert got.status_code == status, got.text
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGINT)
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)

@@ -1,48 +1,158 @@
-"""A backend that hangs: a loopback TCP server that accepts connections and never answers (the
-usual way an overloaded model server fails). ``mode="reset"`` closes each connection at once."""
+"""Backends that fail the way real ones do under trouble, for failover tests and benchmarks: a
+loopback TCP server that accepts connections and then
+
+- ``silent``: reads the request and never answers (a hung process, a full accept queue behind a
+  proxy, a node that lost its disk);
+- ``headers``: answers the status line and headers of a streamed 200 (``text/event-stream``) and
+  then stalls before the first byte of the body (a server that hangs after routing the request);
+- ``reset``: resets the connection (TCP RST) once the request arrived (a crashed worker).
+
+Real sockets, not a mocked transport: the client's connect, read and pool timeouts all run.
+
+    with never_answers() as url:             # "http://127.0.0.1:PORT"
+        ...
+    with hang_server("headers") as hs:       # hs.url, hs.connections, hs.requests
+        ...
+"""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import socket
+import struct
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from typing import Literal
 
-LINGER_RESET = b"\x01\x00\x00\x00\x00\x00\x00\x00"
-"""SO_LINGER on, 0 s: close() sends a reset, as a crashed process's connections do."""
+Mode = Literal["silent", "headers", "reset"]
+
+STREAM_HEADERS = (b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
+                  b"cache-control: no-cache\r\ntransfer-encoding: chunked\r\n\r\n")
+
+
+@dataclass
+class HangServer:
+    url: str
+    mode: Mode
+    connections: int = 0
+    """Connections accepted so far."""
+    requests: int = 0
+    """Connections on which a whole request head (up to the blank line) arrived."""
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def _count(self, *, request: bool) -> None:
+        with self._lock:
+            if request:
+                self.requests += 1
+            else:
+                self.connections += 1
+
+
+async def _read_head(reader: asyncio.StreamReader) -> bool:
+    with contextlib.suppress(asyncio.IncompleteReadError, asyncio.LimitOverrunError,
+                             ConnectionError):
+        await reader.readuntil(b"\r\n\r\n")
+        return True
+    return False
+
+
+def _reset(writer: asyncio.StreamWriter) -> None:
+    sock = writer.get_extra_info("socket")
+    # linger on, timeout 0: close() sends RST instead of FIN
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    writer.transport.abort()
+
+
+async def _serve(hs: HangServer, started: threading.Event, stop: asyncio.Event,
+                 bound: list[int]) -> None:
+    open_writers: set[asyncio.StreamWriter] = set()
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        hs._count(request=False)
+        open_writers.add(writer)
+        try:
+            if await _read_head(reader):
+                hs._count(request=True)
+            if hs.mode == "reset":
+                _reset(writer)
+                return
+            if hs.mode == "headers":
+                writer.write(STREAM_HEADERS)
+                await writer.drain()
+            await stop.wait()  # hold the connection open, answer nothing more
+        except ConnectionError:
+            pass
+        finally:
+            open_writers.discard(writer)
+            writer.transport.abort()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    bound.append(server.sockets[0].getsockname()[1])
+    started.set()
+    async with server:
+        await stop.wait()
+        server.close()
+        for w in list(open_writers):
+            w.transport.abort()
 
 
 @contextlib.contextmanager
-def hanging_server(mode: Literal["hang", "reset"] = "hang") -> Iterator[str]:
-    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(64)
-    held: list[socket.socket] = []
-    stop = threading.Event()
+def hang_server(mode: Mode = "silent") -> Iterator[HangServer]:
+    """A misbehaving server on a free loopback port, run from a thread until the block ends."""
+    loop = asyncio.new_event_loop()
+    stop = asyncio.Event()
+    started = threading.Event()
+    bound: list[int] = []
+    hs = HangServer("", mode)
+    errors: list[BaseException] = []
 
-    def accept() -> None:
-        while not stop.is_set():
-            try:
-                conn, _ = listener.accept()
-            except OSError:
-                return
-            if mode == "reset":
-                conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, LINGER_RESET)
-                conn.close()
-            else:
-                held.append(conn)  # read nothing, answer nothing
+    def run() -> None:
+        try:
+            loop.run_until_complete(_serve(hs, started, stop, bound))
+        except BaseException as e:  # noqa: BLE001 - re-raised in the caller's thread
+            errors.append(e)
+            started.set()
+        finally:
+            loop.close()
 
-    threading.Thread(target=accept, daemon=True).start()
+    thread = threading.Thread(target=run, name=f"hang-{mode}", daemon=True)
+    thread.start()
+    started.wait(10)
+    if errors or not bound:
+        raise RuntimeError(f"hang server did not start: {errors}")
+    hs.url = f"http://127.0.0.1:{bound[0]}"
     try:
-        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+        yield hs
     finally:
-        stop.set()
-        listener.close()
-        for c in held:
-            c.close()
+        loop.call_soon_threadsafe(stop.set)
+        thread.join(10)
+
+
+@contextlib.contextmanager
+def never_answers() -> Iterator[str]:
+    """The URL of a server that accepts connections and never answers."""
+    with hang_server("silent") as hs:
+        yield hs.url
+
+
+@contextlib.contextmanager
+def stalls_after_headers() -> Iterator[str]:
+    """The URL of a server that sends a streamed 200's headers, then nothing."""
+    with hang_server("headers") as hs:
+        yield hs.url
+
+
+@contextlib.contextmanager
+def resets() -> Iterator[str]:
+    """The URL of a server that resets each connection once the request arrived."""
+    with hang_server("reset") as hs:
+        yield hs.url
+
+LINGER_RESET = b"\x01\x00\x00\x00\x00\x00\x00\x00"
+"""SO_LINGER on, 0 s: close() sends a reset, as a crashed process's connections do."""
 
 
 class FreezableProxy:

@@ -21,7 +21,7 @@ from functions.protocol.chat import ChatCompletionRequest
 from functions.routing.router import Router
 from functions.routing.settings import RoutingSettings
 from models.catalog import parse_catalog
-from tests.support.hang import FreezableProxy, freezable_proxy, hanging_server
+from tests.support.hang import FreezableProxy, freezable_proxy, never_answers
 from tests.support.servers import gguf_server_process
 
 FAST = dict(poll_s=0.25, breaker_open_s=1.0,
@@ -99,7 +99,7 @@ async def test_load_spreads_over_replicas_and_the_faster_takes_more(
 
 async def test_a_replica_that_never_answered_gets_nothing(
         gguf_url: str, client: httpx.AsyncClient) -> None:
-    with hanging_server() as hang:
+    with never_answers() as hang:
         s = Stack(catalog(("hang", hang), ("fast", gguf_url)), client)
         try:
             results = await asyncio.gather(*(run_stream(s.dispatcher, req(f"Hi {i}"))
