@@ -151,7 +151,7 @@ def resets() -> Iterator[str]:
     with hang_server("reset") as hs:
         yield hs.url
 
-LINGER_RESET = b"\x01\x00\x00\x00\x00\x00\x00\x00"
+LINGER_RESET = struct.pack("ii", 1, 0)
 """SO_LINGER on, 0 s: close() sends a reset, as a crashed process's connections do."""
 
 
