@@ -151,9 +151,12 @@ def ensure_dev_key(database_url: str) -> str:
     return key
 
 
-def publish_missing(settings: BlobSettings, servers: list[tuple[str, str, int, int]]) -> None:
+def publish_missing(settings: BlobSettings, servers: list[tuple[str, str, int, int]],
+                    catalog: Catalog) -> None:
     """First start: publish each local GGUF alias's seed file (catalog ``gguf.file``) to Blob, so the
-    local platform serves models the way production does: from Blob Storage."""
+    local platform serves models the way production does: from Blob Storage. The version is loaded
+    with the catalog's context length (``n_ctx``); a file a package assembles (``assemble:``) is
+    built once into ``.llmp/models``."""
     from llmp_cli.models_cmd import publish_file
     from models.blob_store import ModelStore
     from models.local_files import resolve_model_file
@@ -164,7 +167,12 @@ def publish_missing(settings: BlobSettings, servers: list[tuple[str, str, int, i
             await store.ensure_container()
             for alias, model_file, _, _ in servers:
                 if await store.current(alias) is None:
-                    mv = await publish_file(store, alias, resolve_model_file(model_file))
+                    spec = catalog.get(alias)
+                    path = resolve_model_file(model_file, data_dir() / "models")
+                    template = spec.gguf.chat_template_path if spec and spec.gguf else None
+                    mv = await publish_file(store, alias, path,
+                                            n_ctx=spec.context_length if spec else None,
+                                            chat_template=template.read_text() if template else None)
                     print(f"published {model_file} to Blob as {alias} ({mv.version})", flush=True)
         finally:
             await store.aclose()
@@ -221,7 +229,8 @@ def _serve(host: str, port: int, catalog_path: Path | None) -> int:
             local_blob_file().write_text(env["LLMP_BLOB_CONNECTION_STRING"])
         if servers:
             publish_missing(BlobSettings(connection_string=env.get("LLMP_BLOB_CONNECTION_STRING"),
-                                         account_url=env.get("LLMP_BLOB_ACCOUNT_URL")), servers)
+                                         account_url=env.get("LLMP_BLOB_ACCOUNT_URL")), servers,
+                            catalog)
 
         for alias, _, gport, slots in servers:
             sup.spawn(f"gguf:{alias}", [sys.executable, "-m", "models.gguf_server.app"],
