@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from functions.rag.embedder import TextEmbedder
     from functions.rag.service import RagService
     from functions.rag.settings import RagSettings
+    from functions.routing.tiers import RoutingSettings, TierChooser
     from functions.secrets import KeyVaultSecrets
     from functions.spend import SpendLedger, UsageReader
     from functions.tenants import TenantStore
@@ -52,8 +53,10 @@ class Gateway:
                  guardrail_settings: GuardrailSettings | None = None,
                  rag_settings: RagSettings | None = None,
                  cache_settings: CacheSettings | None = None,
-                 conversation_settings: ConversationSettings | None = None) -> None:
+                 conversation_settings: ConversationSettings | None = None,
+                 routing_settings: RoutingSettings | None = None) -> None:
         self._settings = settings
+        self._routing_settings = routing_settings
         self._guardrail_settings = guardrail_settings
         self._rag_settings = rag_settings
         self._cache_settings = cache_settings
@@ -198,6 +201,16 @@ class Gateway:
         backends = {m.alias: [build_backend(m.tier, b, self.http, s.backend_read_timeout_s)
                               for b in m.backends] for m in self.catalog.models}
         return Dispatcher(self.catalog, backends, s.backend_cooldown_s)
+
+    @cached_property
+    def tier_chooser(self) -> TierChooser:
+        """Routes (``auto``) to tiers: rules, then the nearest labelled examples, embedded by
+        :attr:`text_embedder` on first use."""
+        from functions.routing.tiers import KnnClassifier, TierChooser
+
+        classifier = KnnClassifier(lambda: self.text_embedder, self.settings.catalog_path.parent)
+        return TierChooser(self.catalog, classifier, self.tenants.get, self.metrics,
+                           self._routing_settings)
 
     @cached_property
     def embeddings(self) -> EmbeddingDispatcher:

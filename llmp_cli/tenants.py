@@ -57,9 +57,9 @@ def _fields(models: list[str] | None, rpm: int | None, tpm: int | None, budget: 
     out = {k: v for k, v in given.items() if v is not None}
     for name in clear or []:
         field = {"models": "allowed_models", "rpm": "rpm_limit", "tpm": "tpm_limit",
-                 "budget": "monthly_budget"}.get(name)
+                 "budget": "monthly_budget", "price": "max_price_per_1k"}.get(name)
         if field is None:
-            raise typer.BadParameter(f"--clear takes models, rpm, tpm or budget, not {name!r}")
+            raise typer.BadParameter(f"--clear takes models, rpm, tpm, budget or price, not {name!r}")
         out[field] = None
     return out
 
@@ -106,8 +106,12 @@ def update(name: Annotated[str, typer.Argument(help="Tenant name.")], models: Mo
            )] = None,
            cache_policy: Annotated[Path | None, typer.Option(
                help="A JSON file with the response-cache policy (see docs/cache.md).")] = None,
+           max_price_per_1k: Annotated[Decimal | None, typer.Option(
+               min=0, help="Routes skip tiers priced above this per 1K tokens (docs/routing.md)."
+           )] = None,
            clear: Annotated[list[str] | None, typer.Option(
-               help="Remove a restriction: models, rpm, tpm or budget (repeat).")] = None) -> None:
+               help="Remove a restriction: models, rpm, tpm, budget or price (repeat).")] = None
+           ) -> None:
     """Change a tenant's models, limits, budget, Entra mapping, conversation retention or cache
     policy (options given replace values)."""
     from psycopg.types.json import Jsonb
@@ -119,6 +123,8 @@ def update(name: Annotated[str, typer.Argument(help="Tenant name.")], models: Mo
     fields = _fields(models, rpm, tpm, budget, on_redis_down, entra_role, entra_group, clear)
     if retention_days is not None:
         fields["retention_days"] = retention_days
+    if max_price_per_1k is not None:
+        fields["max_price_per_1k"] = max_price_per_1k
     if cache_policy is not None:
         try:
             parsed = CachePolicy.model_validate(json.loads(cache_policy.read_text()))

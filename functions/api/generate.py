@@ -119,6 +119,7 @@ async def _once(data: bytes) -> AsyncIterator[bytes]:
 async def _stream(ctx: RequestContext[Any], endpoint_: Endpoint, kind: OutputKind,
                   guard: RequestGuard, finish: Finish, rag: Citations) -> Response:
     req, gw = ctx.req, ctx.gw
+    # TODO(lead, issue 14): gw.dispatcher.stream(endpoint_, req, tiers=ctx.choice.tiers)
     backend, body, result = await gw.dispatcher.stream(endpoint_, req)
     ctx.answered(backend.name, None)  # a model runs: from here on it is charged
     fmt = _response_format(req)
@@ -145,6 +146,7 @@ async def _stream(ctx: RequestContext[Any], endpoint_: Endpoint, kind: OutputKin
 
 async def _complete(ctx: RequestContext[Any], endpoint_: Endpoint, kind: OutputKind,
                     guard: RequestGuard, finish: Finish, rag: Citations) -> Response:
+    # TODO(lead, issue 14): gw.dispatcher.complete(endpoint_, ctx.req, tiers=ctx.choice.tiers)
     backend, completion = await ctx.gw.dispatcher.complete(endpoint_, ctx.req)
     ctx.answered(backend.name, Usage.from_body(completion.body))
     content, body_out = completion.content, completion.body
