@@ -209,7 +209,7 @@ class Gateway:
         from functions.routing.tiers import KnnClassifier, TierChooser
 
         classifier = KnnClassifier(lambda: self.text_embedder, self.settings.catalog_path.parent)
-        return TierChooser(self.catalog, classifier, self.tenants.get, self.metrics,
+        return TierChooser(self.catalog, classifier, lambda t: self.tenants.get(t), self.metrics,
                            self._routing_settings)
 
     @cached_property

@@ -22,6 +22,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
@@ -171,7 +172,8 @@ class TierChooser:
                 > spec.context_length:
             return "rule:context"
         ceiling = tenant.max_price_per_1k if tenant else None
-        if ceiling is not None and ((price := spec.price.per_1k) is None or price > ceiling):
+        if ceiling is not None and ((price := spec.price.per_1k) is None
+                                    or Decimal(str(price)) > ceiling):
             return "rule:cost"
         return None
 
@@ -179,12 +181,13 @@ class TierChooser:
         """No tier passes: refuse a price ceiling here; otherwise the largest tier, whose own
         check then refuses the request with its usual error (403, 400 naming the parameter), or
         which comes nearest to fitting a long prompt."""
-        if all(why == "rule:cost" for why in skipped.values()):
+        within = [t for t in route.tiers if skipped[t] != "rule:cost"]  # never above the ceiling
+        if not within:
             raise PermissionDenied(f"No tier of the route '{route.alias}' is within this tenant's "
                                    "price ceiling.", param="model", code="price_ceiling")
-        last = route.tiers[-1]
-        if all(why == "rule:context" for why in skipped.values()):
-            last = max(route.tiers, key=lambda t: self._catalog.by_alias[t].context_length)
+        last = within[-1]
+        if all(skipped[t] == "rule:context" for t in within):
+            last = max(within, key=lambda t: self._catalog.by_alias[t].context_length)
         self._metrics.route_decisions.labels(route.alias, last, skipped[last]).inc()
         return TierChoice((last,), skipped[last], route.alias)
 
