@@ -304,7 +304,7 @@ def _enabled_routes(routes: list[Any], off: set[Any]) -> list[Any]:
             out.append(r)
             continue
         tiers = [t for t in r["tiers"] if t not in off]
-        if not tiers or not _enabled(r.get("enabled", True)):
+        if (r["tiers"] and not tiers) or not _enabled(r.get("enabled", True)):
             continue
         out.append({**r, "tiers": tiers, "disabled_tiers": [t for t in r["tiers"] if t in off],
                     **({"default": None} if r.get("default") in off else {})})

@@ -225,7 +225,7 @@ def routes_catalog_yaml(gguf_url: str, gemma_url: str, embedding_url: str,
          "capabilities": EMBEDDING_CAPS, "backends": [{"name": "embedding-a", "url": embedding_url}]},
     ], "routes": [
         {"alias": "auto", "tiers": ["smollm2-135m", "gemma3-270m"], "default": "gemma3-270m",
-         "classifier": {"examples": str(examples), "k": 3, "threshold": 0.3}},
+         "classifier": {"examples": str(examples), "k": 3, "threshold": 0.2}},
         {"alias": "auto-tools", "tiers": ["smollm2-notools", "smollm2-135m"],
          "default": "smollm2-notools"},
     ]})

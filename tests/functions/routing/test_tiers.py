@@ -52,7 +52,7 @@ def _catalog(folder: Path, embedding_url: str, routes: list[dict[str, Any]]) -> 
 
 ROUTES = [
     {"alias": "auto", "tiers": ["small", "large"], "default": "large",
-     "classifier": {"examples": "examples.yaml", "k": 3, "threshold": 0.3}},
+     "classifier": {"examples": "examples.yaml", "k": 3, "threshold": 0.2}},
     {"alias": "plain", "tiers": ["small", "medium", "large"], "default": "small"},
     {"alias": "tools", "tiers": ["notools", "small"], "default": "notools"},
     {"alias": "by-gpu", "tiers": ["small", "gpu"], "default": "gpu"},
