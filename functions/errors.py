@@ -84,6 +84,11 @@ class BackendUnavailable(LlmpError):
     status, type, code = 503, "server_error", "backend_unavailable"
 
 
+class BackendBusy(BackendUnavailable):
+    """The backend answered 429 or 503: up but full. Another replica is tried; its breaker is not
+    charged (being full is load, not a fault)."""
+
+
 class BackendTimeout(LlmpError):
     status, type, code = 504, "server_error", "backend_timeout"
 

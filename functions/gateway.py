@@ -17,10 +17,13 @@ from functions.settings import GatewaySettings
 from models.catalog import Catalog, load_catalog
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
     import httpx
     from redis.asyncio import Redis
 
     from functions.auth import Authenticator
+    from functions.backends.base import Backend
     from functions.cache.policies import CachePolicyStore
     from functions.cache.settings import CacheSettings
     from functions.cache.stage import ResponseCache
@@ -39,7 +42,9 @@ if TYPE_CHECKING:
     from functions.rag.embedder import TextEmbedder
     from functions.rag.service import RagService
     from functions.rag.settings import RagSettings
-    from functions.routing.tiers import RoutingSettings, TierChooser
+    from functions.routing.router import Router
+    from functions.routing.settings import RoutingSettings
+    from functions.routing.tiers import TierChooser, TierSettings
     from functions.secrets import KeyVaultSecrets
     from functions.spend import SpendLedger, UsageReader
     from functions.tenants import TenantStore
@@ -54,13 +59,16 @@ class Gateway:
                  rag_settings: RagSettings | None = None,
                  cache_settings: CacheSettings | None = None,
                  conversation_settings: ConversationSettings | None = None,
-                 routing_settings: RoutingSettings | None = None) -> None:
+                 routing_settings: RoutingSettings | None = None,
+                 tier_settings: TierSettings | None = None) -> None:
         self._settings = settings
         self._routing_settings = routing_settings
+        self._tier_settings = tier_settings
         self._guardrail_settings = guardrail_settings
         self._rag_settings = rag_settings
         self._cache_settings = cache_settings
         self._conversation_settings = conversation_settings
+        self._routing_settings = routing_settings
         self.vault: KeyVaultSecrets | None = None
         self._refresher: asyncio.Task[None] | None = None
 
@@ -200,7 +208,20 @@ class Gateway:
         s = self.settings
         backends = {m.alias: [build_backend(m.tier, b, self.http, s.backend_read_timeout_s)
                               for b in m.backends] for m in self.catalog.models}
-        return Dispatcher(self.catalog, backends, s.backend_cooldown_s)
+        return Dispatcher(self.catalog, backends, self._router(backends))
+
+    def _router(self, backends: Mapping[str, Sequence[Backend]]) -> Router:
+        """The chat tiers' router: its poll reports each backend's model version to the response
+        cache, so a swapped model is seen even while every request is a cache hit."""
+        from functions.routing.router import Router
+        from functions.routing.settings import RoutingSettings
+
+        def on_version(alias: str, version: str) -> None:
+            if self.redis is not None:
+                self.response_cache.note_version(alias, version)
+
+        return Router(backends, self._routing_settings or RoutingSettings(), self.redis,
+                      on_version=on_version)
 
     @cached_property
     def tier_chooser(self) -> TierChooser:
@@ -210,7 +231,7 @@ class Gateway:
 
         classifier = KnnClassifier(lambda: self.text_embedder, self.settings.catalog_path.parent)
         return TierChooser(self.catalog, classifier, lambda t: self.tenants.get(t), self.metrics,
-                           self._routing_settings)
+                           self._tier_settings)
 
     @cached_property
     def embeddings(self) -> EmbeddingDispatcher:
@@ -307,6 +328,8 @@ class Gateway:
             self._refresher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._refresher
+        if "dispatcher" in built:  # the router's poll, before the HTTP client closes
+            await self.dispatcher.router.aclose()
         if "response_cache" in built:  # stores still under way, before Redis closes
             await self.response_cache.aclose()
         if "limiter" in built:

@@ -137,6 +137,15 @@ TIER_CAPABILITIES: Mapping[Tier, Capabilities] = {
 }
 
 
+class RoutingSpec(_Frozen):
+    """Per-tier routing overrides (``routing:`` of a model entry); unset: ``LLMP_ROUTING_*``."""
+
+    ttfb_s: float | None = Field(None, gt=0)
+    """Time-to-first-byte limit of this tier: a replica that has not started answering by then
+    is abandoned and the request retried elsewhere (a large model's first token takes longer)."""
+    max_retries: int | None = Field(None, ge=0)
+
+
 class ModelSpec(_Frozen):
     alias: str = Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]*$")
     description: str = ""
@@ -147,6 +156,7 @@ class ModelSpec(_Frozen):
     gguf: GGUFSpec | None = None
     capabilities: Capabilities | None = None
     """Left out: the tier's defaults (:data:`TIER_CAPABILITIES`); given: replaces them whole."""
+    routing: RoutingSpec = RoutingSpec()
     enabled: bool = True
     """``false`` leaves the model out of the catalog (e.g. ``${LLMP_VLLM_ENABLED:-false}`` for a
     tier that exists only in Azure)."""
@@ -180,7 +190,7 @@ class ClassifierSpec(_Frozen):
     """Neighbours less similar (cosine) than this do not vote; none left: the route's default."""
 
 
-class RouteSpec(_Frozen):
+class TierRoute(_Frozen):
     alias: str = Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]*$")
     description: str = ""
     tiers: tuple[str, ...] = Field(min_length=1)
@@ -199,7 +209,7 @@ class RouteSpec(_Frozen):
         return self.default or self.tiers[-1]
 
     @model_validator(mode="after")
-    def _consistent(self) -> RouteSpec:
+    def _consistent(self) -> TierRoute:
         if len(set(self.tiers)) != len(self.tiers):
             raise ValueError(f"route {self.alias!r} names a tier twice")
         if self.default is not None and self.default not in self.tiers:
@@ -209,7 +219,7 @@ class RouteSpec(_Frozen):
 
 class Catalog(_Frozen):
     models: tuple[ModelSpec, ...] = Field(min_length=1)
-    routes: tuple[RouteSpec, ...] = ()
+    routes: tuple[TierRoute, ...] = ()
 
     @field_validator("models")
     @classmethod
@@ -241,13 +251,13 @@ class Catalog(_Frozen):
         return {m.alias: m for m in self.models}
 
     @cached_property
-    def by_route(self) -> Mapping[str, RouteSpec]:
+    def by_route(self) -> Mapping[str, TierRoute]:
         return {r.alias: r for r in self.routes}
 
     def get(self, alias: str) -> ModelSpec | None:
         return self.by_alias.get(alias)
 
-    def route(self, alias: str) -> RouteSpec | None:
+    def route(self, alias: str) -> TierRoute | None:
         return self.by_route.get(alias)
 
 
@@ -331,12 +341,12 @@ def load_catalog(path: Path | str | None = None, env: Mapping[str, str] | None =
     return catalog
 
 
-def examples_path(route: RouteSpec, base_dir: Path) -> Path:
+def examples_path(route: TierRoute, base_dir: Path) -> Path:
     assert route.classifier is not None
     return base_dir / Path(route.classifier.examples).expanduser()
 
 
-def load_examples(route: RouteSpec, base_dir: Path) -> dict[str, tuple[str, ...]]:
+def load_examples(route: TierRoute, base_dir: Path) -> dict[str, tuple[str, ...]]:
     """A route's labelled prompts, ``{tier: prompts}``: every label one of the route's tiers, or a
     tier the catalog disabled (its prompts are then left out)."""
     path = examples_path(route, base_dir)

@@ -10,6 +10,7 @@ for its own admin API, and ``host.json`` serves our routes without a prefix.
   answer, once)
 - ``DELETE /v1/admin/keys/{id}`` (revoked, and dropped from the key cache)
 - ``GET /v1/admin/usage?tenant=&from=&to=``
+- ``GET /v1/admin/backends``, ``POST /v1/admin/backends/{name}/drain`` (and ``/undrain``)
 """
 
 from __future__ import annotations
@@ -111,3 +112,31 @@ async def admin_usage(gw: Gateway, request: Request) -> Response:
     except NotFound:
         raise InvalidRequest(f"No tenant named {q.tenant!r}.", param="tenant") from None
     return JSONResponse(await usage_body(gw, q, str(rec.tenant_id), rec.name))
+
+
+@endpoint
+async def backends(gw: Gateway, request: Request) -> Response:
+    """``GET /v1/admin/backends``: every backend of every chat tier, as this gateway instance's
+    router sees it (load, breaker, drain, affinity hits, model version)."""
+    await _admin(gw, request)
+    router = gw.dispatcher.router
+    await router.sync_shared()  # drains and breakers as every instance sees them
+    tiers = {m.alias: m.tier for m in gw.catalog.models}
+    rows = [{**row, "tier": tiers.get(row["alias"])} for row in router.describe()]
+    return JSONResponse({"object": "list", "data": rows})
+
+
+@endpoint
+async def backend_drain(gw: Gateway, request: Request) -> Response:
+    """``POST /v1/admin/backends/{name}/drain`` or ``.../undrain``: a drained replica gets no new
+    requests (on every instance: the drain is kept in Redis); those under way finish."""
+    await _admin(gw, request)
+    parts = _parts(request)
+    if len(parts) != 3 or parts[2] not in ("drain", "undrain"):
+        raise NotFound("Use /v1/admin/backends/{name}/drain or /undrain.")
+    name, drained = parts[1], parts[2] == "drain"
+    try:
+        await gw.dispatcher.router.drain(name, drained)
+    except KeyError:
+        raise NotFound(f"No backend is named '{name}'.", param="name") from None
+    return JSONResponse({"backend": name, "drained": drained})

@@ -34,7 +34,7 @@ from functions.routing.plan import TierChoice
 
 if TYPE_CHECKING:
     from functions.auth import Principal
-    from functions.dispatch import Usage
+    from functions.dispatch import Routed, Usage
     from functions.limits import Reservation
     from models.catalog import ModelSpec
 
@@ -58,6 +58,8 @@ class RequestContext(Generic[R]):
     """Who answered: a backend's name, ``"cache"``, or None while no model has run."""
     usage: Usage | None = None
     error: LlmpError | None = None
+    routed: Routed | None = None
+    """How dispatch routed it (replica, tier, retries), once a model answered."""
     settled: bool = False
 
     @classmethod
@@ -80,8 +82,10 @@ class RequestContext(Generic[R]):
     def request_id(self) -> str:
         return str(getattr(self.request.state, "request_id", ""))
 
-    def answered(self, backend: str, usage: Usage | None) -> None:
+    def answered(self, backend: str, usage: Usage | None, routed: Routed | None = None) -> None:
         self.backend, self.usage = backend, usage
+        if routed is not None:
+            self.routed = routed
 
     def failed(self, e: BaseException) -> None:
         if self.error is None and isinstance(e, Exception):
@@ -95,15 +99,20 @@ class RequestContext(Generic[R]):
         if self.backend is None:
             return  # no model ran: the admission's refund gives the reservation back
         p, usage, choice = self.principal, self.usage, self.choice
+        tier = self.routed.tier if self.routed else self.req.model  # after any fallback
+        reason = choice.reason if tier == choice.tiers[0] else f"fallback:{choice.tiers[0]}"
+        retries = self.routed.retries if self.routed else 0
         log.info("usage", extra={
             "tenant": p.tenant, "key_id": p.key_id, "model": self.req.model,
             "backend": self.backend, "request_id": self.request_id, "route": choice.route,
-            "tier": self.req.model, "route_reason": choice.reason,
+            "tier": tier, "route_reason": reason,
+            "pick": self.routed.why if self.routed else None,
+            "retries": retries,
             "prompt_tokens": usage.prompt_tokens if usage else None,
             "completion_tokens": usage.completion_tokens if usage else None,
             "error": type(self.error).__name__ if self.error else None})
-        account(self.gw, self.request, self.reservation, p, self.req.model, self.backend,
-                usage, self.error, choice)
+        account(self.gw, self.request, self.reservation, p, tier, self.backend, usage,
+                self.error, route=choice.route, reason=reason, retries=retries)
 
 
 def route_headers(choice: TierChoice) -> dict[str, str]:

@@ -119,9 +119,9 @@ async def _once(data: bytes) -> AsyncIterator[bytes]:
 async def _stream(ctx: RequestContext[Any], endpoint_: Endpoint, kind: OutputKind,
                   guard: RequestGuard, finish: Finish, rag: Citations) -> Response:
     req, gw = ctx.req, ctx.gw
-    # TODO(lead, issue 14): gw.dispatcher.stream(endpoint_, req, tiers=ctx.choice.tiers)
-    backend, body, result = await gw.dispatcher.stream(endpoint_, req)
-    ctx.answered(backend.name, None)  # a model runs: from here on it is charged
+    routed, body, result = await gw.dispatcher.stream(endpoint_, req, ctx.choice.tiers,
+                                                      tenant=ctx.principal.tenant_id)
+    ctx.answered(routed.name, None, routed)  # a model runs: from here on it is charged
     fmt = _response_format(req)
     if guard.transforms_output or (guard.active and fmt):
         from functions.guardrails.output import guard_stream
@@ -138,7 +138,7 @@ async def _stream(ctx: RequestContext[Any], endpoint_: Endpoint, kind: OutputKin
         ctx.usage, ctx.error = result.usage, ctx.error or result.error
         ctx.settle()
 
-    headers = {**SSE_HEADERS, **result.headers, "x-llmp-backend": backend.name, "x-cache": "miss"}
+    headers = {**SSE_HEADERS, **result.headers, **routed.headers(), "x-cache": "miss"}
     if getattr(req, "logprobs", None) and guard.withholds_stream_logprobs:
         headers[LOGPROBS_HEADER] = "output-guardrails"
     return ClosingStreamingResponse(rag.stream(body), on_close=close, headers=headers)
@@ -146,9 +146,9 @@ async def _stream(ctx: RequestContext[Any], endpoint_: Endpoint, kind: OutputKin
 
 async def _complete(ctx: RequestContext[Any], endpoint_: Endpoint, kind: OutputKind,
                     guard: RequestGuard, finish: Finish, rag: Citations) -> Response:
-    # TODO(lead, issue 14): gw.dispatcher.complete(endpoint_, ctx.req, tiers=ctx.choice.tiers)
-    backend, completion = await ctx.gw.dispatcher.complete(endpoint_, ctx.req)
-    ctx.answered(backend.name, Usage.from_body(completion.body))
+    routed, completion = await ctx.gw.dispatcher.complete(endpoint_, ctx.req, ctx.choice.tiers,
+                                                          tenant=ctx.principal.tenant_id)
+    ctx.answered(routed.name, Usage.from_body(completion.body), routed)
     content, body_out = completion.content, completion.body
     if guard.active:  # the model ran: its tokens count even if the answer is refused here
         from functions.guardrails.output import check_completion
@@ -161,7 +161,7 @@ async def _complete(ctx: RequestContext[Any], endpoint_: Endpoint, kind: OutputK
     await finish.whole(body_out, completion.headers)
     return Response(rag.body(Completion(content, body_out, completion.headers)),
                     media_type="application/json", headers={
-        **completion.headers, "x-llmp-backend": backend.name, "x-cache": "miss"})
+        **completion.headers, **routed.headers(), "x-cache": "miss"})
 
 
 async def _pipeline(ctx: RequestContext[Any], endpoint_: Endpoint, kind: OutputKind) -> Response:

@@ -9,10 +9,10 @@ from starlette.responses import JSONResponse, Response
 
 from functions.api.common import endpoint
 from functions.gateway import Gateway
-from models.catalog import ModelSpec, RouteSpec
+from models.catalog import ModelSpec, TierRoute
 
 
-def route_object(r: RouteSpec) -> dict[str, Any]:
+def route_object(r: TierRoute) -> dict[str, Any]:
     """A route, listed like a model (clients can name it), with its tiers cheapest first."""
     return {"id": r.alias, "object": "model", "created": 0, "owned_by": "llmp", "route": True,
             "description": r.description, "tiers": list(r.tiers), "default_tier": r.default_tier}

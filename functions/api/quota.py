@@ -19,7 +19,6 @@ if TYPE_CHECKING:
     from functions.dispatch import Usage
     from functions.limits import Reservation
     from functions.protocol.common import SamplingParams
-    from functions.routing.plan import TierChoice
     from models.catalog import ModelSpec
 
 
@@ -65,7 +64,8 @@ async def admit_tokens(gw: Gateway, request: Request, principal: Principal, alia
 
 def account(gw: Gateway, request: Request, reservation: Reservation, principal: Principal,
                   model: str, backend: str, usage: Usage | None,
-                  error: LlmpError | None = None, choice: TierChoice | None = None) -> None:
+                  error: LlmpError | None = None, *, route: str | None = None,
+                  reason: str = "requested", retries: int = 0) -> None:
     """Settle the reservation with the real token count and queue the ledger row; neither waits
     (both run in the background), so the answer is not delayed.
 
@@ -82,11 +82,11 @@ def account(gw: Gateway, request: Request, reservation: Reservation, principal: 
     spec = gw.catalog.get(model)
     cost = spec.price.cost(prompt, completion, seconds) if spec and backend != "cache" else 0.0
     gw.limiter.settle_soon(reservation, prompt + completion, cost)
-    route, reason = (choice.route, choice.reason) if choice else (None, "requested")
     gw.spend.record(SpendEntry(
         principal.tenant_id, principal.key_id, model, backend, prompt, completion, cost,
         backend_seconds=round(seconds, 4), request_id=getattr(request.state, "request_id", None),
-        error=type(error).__name__ if error else None, route=route, reason=reason))
+        error=type(error).__name__ if error else None, route=route, reason=reason,
+        retries=retries))
     labels = (route or "", model, reason)
     gw.metrics.routed_requests.labels(*labels).inc()
     gw.metrics.routed_cost.labels(*labels).inc(cost)

@@ -57,4 +57,7 @@ ROUTES: tuple[RouteSpec, ...] = (
     RouteSpec("tenant_keys", "/v1/admin/tenants/{tenant}/keys", ("GET", "POST"), admin.tenant),
     RouteSpec("key_revoke", "/v1/admin/keys/{key_id}", ("DELETE",), admin.revoke_key),
     RouteSpec("usage_report", "/v1/admin/usage", ("GET",), admin.admin_usage),
+    RouteSpec("backends", "/v1/admin/backends", ("GET",), admin.backends),
+    RouteSpec("backend_drain", "/v1/admin/backends/{name}/{action}", ("POST",),
+              admin.backend_drain),
 )

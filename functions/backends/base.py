@@ -23,6 +23,22 @@ class Completion:
 FORWARDED_HEADERS = ("x-llmp-model-version",)
 """Backend response headers passed on to the client: the model version that answered."""
 
+LOAD_HEADER = "x-llmp-load"
+"""The load a GGUF server reports on every answer (``active=N;queued=N;slots=N``): read by the
+router, never passed on to the client."""
+
+
+@dataclass(frozen=True, slots=True)
+class PollResult:
+    """One poll of a backend: whether it serves, its load (active, queued, slots) if it said,
+    and the model version in service."""
+
+    ok: bool
+    active: int | None = None
+    queued: int | None = None
+    slots: int | None = None
+    version: str | None = None
+
 
 class UpstreamStream(Protocol):
     """An opened stream: the data payloads of its SSE events, ``[DONE]`` excluded, in batches of
@@ -48,3 +64,7 @@ class Backend(Protocol):
     async def open_stream(self, endpoint: Endpoint, body: dict[str, Any]) -> UpstreamStream: ...
 
     async def healthy(self) -> bool: ...
+
+    async def poll(self, timeout_s: float) -> PollResult:
+        """Health, load and version in one light request (the router's periodic poll)."""
+        ...

@@ -11,9 +11,16 @@ from typing import Any
 import httpx
 import orjson
 
-from functions.backends.base import FORWARDED_HEADERS, Completion, Endpoint
-from functions.backends.vllm import VllmLoad, read_load, refine_rejection
+from functions.backends.base import (
+    FORWARDED_HEADERS,
+    LOAD_HEADER,
+    Completion,
+    Endpoint,
+    PollResult,
+)
+from functions.backends.vllm import MetricsUnavailable, VllmLoad, read_load, refine_rejection
 from functions.errors import (
+    BackendBusy,
     BackendError,
     BackendTimeout,
     BackendUnavailable,
@@ -45,7 +52,9 @@ def status_error(name: str, status: int, content: bytes) -> LlmpError:
             message = err
     except (orjson.JSONDecodeError, AttributeError):
         pass
-    if status in (429, 502, 503, 504):  # busy or down: another backend may answer
+    if status in (429, 503):  # full: another replica may answer
+        return BackendBusy(f"Model backend {name} is unavailable (HTTP {status}).")
+    if status in (502, 504):  # down behind a proxy: another backend may answer
         return BackendUnavailable(f"Model backend {name} is unavailable (HTTP {status}).")
     if status in (401, 403):  # the gateway's credentials for the backend, not the client's
         return BackendError(f"Model backend {name} refused the gateway's credentials (HTTP {status}).")
@@ -103,7 +112,8 @@ class SSEStream:
 
 
 def forwarded(r: httpx.Response) -> dict[str, str]:
-    return {h: v for h in FORWARDED_HEADERS if (v := r.headers.get(h)) is not None}
+    """The headers passed on, and the load header (the dispatcher reads it and drops it)."""
+    return {h: v for h in (*FORWARDED_HEADERS, LOAD_HEADER) if (v := r.headers.get(h)) is not None}
 
 
 def _event_data(event: bytes) -> bytes | None:
@@ -119,6 +129,7 @@ class OpenAICompatBackend:
 
     def __init__(self, spec: BackendSpec, client: httpx.AsyncClient, read_timeout_s: float) -> None:
         self.name = spec.name
+        self.url = spec.base_url
         self.served_model = spec.served_model
         self._base = spec.base_url + "/v1/"
         self._client = client
@@ -185,11 +196,34 @@ class OpenAICompatBackend:
         return SSEStream(self.name, r)
 
     async def healthy(self) -> bool:
+        return (await self.poll(2.0)).ok
+
+    async def poll(self, timeout_s: float) -> PollResult:
+        """``GET /health``: 200 when it serves; llmp's GGUF server adds its load and version."""
         try:
-            r = await self._client.get(self._base.removesuffix("v1/") + "health", timeout=2.0)
+            r = await self._client.get(self._base.removesuffix("v1/") + "health", timeout=timeout_s)
         except httpx.HTTPError:
-            return False
-        return r.status_code == 200
+            return PollResult(False)
+        if r.status_code in (404, 405):
+            return PollResult(True)  # a server without /health: up, load unknown
+        if r.status_code != 200:
+            return PollResult(False)
+        try:
+            body = orjson.loads(r.content)
+        except orjson.JSONDecodeError:
+            body = None
+        if not isinstance(body, dict):
+            return PollResult(True)
+        raw = body.get("load")
+        load: dict[str, Any] = raw if isinstance(raw, dict) else {}
+        version = body.get("version")
+
+        def num(key: str) -> int | None:
+            v = load.get(key)
+            return v if isinstance(v, int) and v >= 0 else None
+
+        return PollResult(True, num("active"), num("queued"), num("slots"),
+                          version if isinstance(version, str) else None)
 
 
 class LlamaCppBackend(OpenAICompatBackend):
@@ -219,3 +253,22 @@ class VllmBackend(OpenAICompatBackend):
     async def load(self) -> VllmLoad:
         """The server's queue, running requests and KV-cache use (``functions/backends/vllm.py``)."""
         return await read_load(self._client, self._base.removesuffix("v1/"))
+
+    async def poll(self, timeout_s: float) -> PollResult:
+        """vLLM's ``/metrics``: requests running and waiting, and the KV cache's use, turned into
+        slots (the running requests at which the KV cache would be full)."""
+        try:
+            load = await read_load(self._client, self._base.removesuffix("v1/"), timeout_s=timeout_s)
+        except MetricsUnavailable:
+            return PollResult(False)
+        if not load.known:
+            return PollResult(True)
+        running, waiting = load.running or 0, load.waiting or 0
+        kv = load.kv_cache_usage
+        if waiting:
+            slots = max(1, running)
+        elif kv and kv > 0.01 and running:
+            slots = max(running, int(running / kv))
+        else:
+            slots = max(16, running + 1)
+        return PollResult(True, running, waiting, slots)

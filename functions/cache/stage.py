@@ -72,7 +72,8 @@ class ResponseCache:
         if pending:
             await asyncio.gather(*pending, return_exceptions=True)
 
-    def _record_version(self, alias: str, version: str) -> None:
+    def note_version(self, alias: str, version: str) -> None:
+        """A model version seen in service (an answer's header, or the router's poll)."""
         if self.versions is None or not self.versions.note(alias, version):
             return
         task = asyncio.get_running_loop().create_task(self._record(alias, version))
@@ -217,7 +218,7 @@ class CacheTurn:
         """Learn the version a live answer came from; returns it ('' if unknown). This process
         knows it at once; the Redis record is written in the background."""
         version = headers.get(VERSION_HEADER) or (answer.fingerprint if answer else None) or ""
-        self.cache._record_version(self.alias, version)
+        self.cache.note_version(self.alias, version)
         return version
 
     async def store(self, answer: Answer, headers: Mapping[str, str]) -> None:

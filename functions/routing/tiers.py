@@ -36,7 +36,7 @@ from functions.protocol.chat import ChatCompletionRequest
 from functions.protocol.common import SamplingParams
 from functions.protocol.completions import CompletionRequest
 from functions.routing.plan import TierChoice
-from models.catalog import Catalog, RouteSpec, load_examples
+from models.catalog import Catalog, TierRoute, load_examples
 
 if TYPE_CHECKING:
     import numpy as np
@@ -50,8 +50,11 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-class RoutingSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="LLMP_ROUTING_", extra="ignore", frozen=True)
+class TierSettings(BaseSettings):
+    """Tier choice (``LLMP_TIERS_*``); the router's replica choice has its own
+    (:class:`functions.routing.settings.RoutingSettings`)."""
+
+    model_config = SettingsConfigDict(env_prefix="LLMP_TIERS_", extra="ignore", frozen=True)
 
     classifier_timeout_s: float = Field(2.0, gt=0)
     """Longest wait for the classifier (one embedding call); past it, the route's default tier."""
@@ -65,7 +68,7 @@ class RoutingSettings(BaseSettings):
 class Classifier(Protocol):
     """Picks a tier of a route for a prompt; None when it cannot tell (the route's default)."""
 
-    async def classify(self, route: RouteSpec, text: str) -> str | None: ...
+    async def classify(self, route: TierRoute, text: str) -> str | None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,7 +88,7 @@ class KnnClassifier:
         self._indexes: dict[str, _Index] = {}
         self._locks: dict[str, asyncio.Lock] = {}
 
-    async def classify(self, route: RouteSpec, text: str) -> str | None:
+    async def classify(self, route: TierRoute, text: str) -> str | None:
         if route.classifier is None or not text.strip():
             return None
         index = await self._index(route)
@@ -101,7 +104,7 @@ class KnnClassifier:
         order = {t: n for n, t in enumerate(route.tiers)}
         return max(votes, key=lambda t: (votes[t], order[t]))
 
-    async def _index(self, route: RouteSpec) -> _Index:
+    async def _index(self, route: TierRoute) -> _Index:
         if (index := self._indexes.get(route.alias)) is not None:
             return index
         async with self._locks.setdefault(route.alias, asyncio.Lock()):
@@ -131,10 +134,10 @@ TenantLookup = Callable[[str], Awaitable["TenantRecord"]]
 
 class TierChooser:
     def __init__(self, catalog: Catalog, classifier: Classifier, tenants: TenantLookup,
-                 metrics: GatewayMetrics, settings: RoutingSettings | None = None) -> None:
+                 metrics: GatewayMetrics, settings: TierSettings | None = None) -> None:
         self._catalog, self._classifier, self._tenants = catalog, classifier, tenants
         self._metrics = metrics
-        self._settings = settings or RoutingSettings()
+        self._settings = settings or TierSettings()
 
     def is_route(self, alias: str) -> bool:
         return self._catalog.route(alias) is not None
@@ -177,7 +180,7 @@ class TierChooser:
             return "rule:cost"
         return None
 
-    def _nothing_allowed(self, route: RouteSpec, skipped: dict[str, str]) -> TierChoice:
+    def _nothing_allowed(self, route: TierRoute, skipped: dict[str, str]) -> TierChoice:
         """No tier passes: refuse a price ceiling here; otherwise the largest tier, whose own
         check then refuses the request with its usual error (403, 400 naming the parameter), or
         which comes nearest to fitting a long prompt."""
@@ -191,7 +194,7 @@ class TierChooser:
         self._metrics.route_decisions.labels(route.alias, last, skipped[last]).inc()
         return TierChoice((last,), skipped[last], route.alias)
 
-    async def _classified(self, route: RouteSpec, req: SamplingParams, allowed: Sequence[str],
+    async def _classified(self, route: TierRoute, req: SamplingParams, allowed: Sequence[str],
                           skipped: dict[str, str]) -> tuple[str, str]:
         pick, why = None, "default"
         try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 
 import httpx
@@ -12,6 +13,8 @@ from functions.backends import build_backend
 from functions.dispatch import Dispatcher
 from functions.errors import BackendUnavailable, ModelNotFound
 from functions.protocol.chat import ChatCompletionRequest
+from functions.routing.router import Router
+from functions.routing.settings import RoutingSettings
 from models.catalog import parse_catalog
 from tests.conftest import catalog_yaml
 
@@ -22,7 +25,9 @@ async def dispatcher(mock_url: str, dead_url: str) -> AsyncIterator[Dispatcher]:
     async with httpx.AsyncClient(timeout=httpx.Timeout(5, connect=1)) as client:
         backends = {m.alias: [build_backend(m.tier, b, client, 5) for b in m.backends]
                     for m in catalog.models}
-        yield Dispatcher(catalog, backends, cooldown_s=60)
+        router = Router(backends, RoutingSettings(), None)
+        yield Dispatcher(catalog, backends, router)
+        await router.aclose()
 
 
 def req(model: str, **extra: object) -> ChatCompletionRequest:
@@ -42,10 +47,14 @@ async def test_falls_back_to_the_next_backend(dispatcher: Dispatcher) -> None:
     assert result.body["model"] == "mock-fallback"
 
 
-async def test_a_failed_backend_is_tried_last_during_cooldown(dispatcher: Dispatcher) -> None:
-    await dispatcher.complete("chat/completions", req("mock-fallback"))
-    names = [b.name for b in dispatcher._candidates("mock-fallback")]
-    assert names == ["mock-b", "dead-a"]
+async def test_an_open_breaker_keeps_requests_off_a_backend(dispatcher: Dispatcher) -> None:
+    router = dispatcher.router
+    for _ in range(router.settings.breaker_failures):
+        router.failed("dead-a", BackendUnavailable("refused"))
+    assert router.breakers["dead-a"].state(time.monotonic()) == "open"
+    for _ in range(5):
+        routed, _ = await dispatcher.complete("chat/completions", req("mock-fallback"))
+        assert routed.name == "mock-b" and routed.retries == 0
 
 
 async def test_all_down_is_503(dispatcher: Dispatcher) -> None:
@@ -103,18 +112,22 @@ async def test_events_before_an_error_in_the_same_read_are_sent() -> None:
     assert raw.endswith(b"data: [DONE]\n\n") and up.closed
 
 
-async def test_timeout_before_the_first_event_is_504_and_not_retried(mock_url: str,
-                                                                    dead_url: str) -> None:
+async def test_timeout_before_the_first_event_with_no_other_replica_is_504(mock_url: str,
+                                                                         dead_url: str) -> None:
     from functions.errors import BackendTimeout
 
     catalog = parse_catalog(catalog_yaml(None, mock_url, dead_url), {})
     async with httpx.AsyncClient(timeout=httpx.Timeout(5, connect=1)) as client:
         backends = {m.alias: [build_backend(m.tier, b, client, 0.3) for b in m.backends]
                     for m in catalog.models}
-        d = Dispatcher(catalog, backends, cooldown_s=60)
+        router = Router(backends, RoutingSettings(), None)
+        d = Dispatcher(catalog, backends, router)
         with pytest.raises(BackendTimeout):
             await d.stream("chat/completions", req("mock-slow", stream=True))
-        assert d._health.down_until == {}  # a slow backend is not a dead one
+        name = backends["mock-slow"][0].name
+        assert router.stats[name].failures == 1  # counted towards its breaker
+        assert router.breakers[name].state(time.monotonic()) == "closed"  # once is not enough
+        await router.aclose()
 
 
 async def test_answers_name_the_alias_not_the_served_model(dispatcher: Dispatcher) -> None:

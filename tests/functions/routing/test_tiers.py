@@ -20,7 +20,7 @@ from functions.gateway import Gateway
 from functions.protocol.chat import ChatCompletionRequest
 from functions.protocol.completions import CompletionRequest
 from functions.routing.plan import TierChoice
-from functions.routing.tiers import RoutingSettings, prompt_text
+from functions.routing.tiers import TierSettings, prompt_text
 from functions.settings import GatewaySettings
 from tests.conftest import EMBEDDING_CAPS, ROUTE_EXAMPLES
 from tests.support.tenancy import new_tenant
@@ -63,7 +63,7 @@ async def _gateway(folder: Path, embedding_url: str, routes: list[dict[str, Any]
                    postgres_url: str | None = None, timeout_s: float = 10) -> Gateway:
     return Gateway(GatewaySettings(catalog_path=_catalog(folder, embedding_url, routes),
                                    database_url=postgres_url, redis_url=None),
-                   routing_settings=RoutingSettings(classifier_timeout_s=timeout_s))
+                   tier_settings=TierSettings(classifier_timeout_s=timeout_s))
 
 
 @pytest.fixture

@@ -310,3 +310,46 @@ def test_restart_with_a_bad_pointer_serves_the_cached_version(azurite: str, smol
         r = httpx.post(f"{url}/v1/chat/completions", timeout=60, json={
             "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 4})
         assert r.status_code == 200 and r.headers["x-llmp-model-version"] == good.version
+
+
+def test_the_gateway_cache_follows_a_swap_with_only_hits(server: str, blob: Blob, smol: Path,
+                                                         redis_url: str, postgres_url: str,
+                                                         tmp_path: Path) -> None:
+    """The router's poll carries the served version to the response cache: after a publish,
+    the cache moves to the new version even if no request ever missed (temperature-0 traffic
+    answered from the cache only)."""
+    import yaml
+
+    from functions.gateway import Gateway
+    from functions.routing.settings import RoutingSettings
+    from functions.settings import GatewaySettings
+
+    path = tmp_path / "catalog.yaml"
+    path.write_text(yaml.safe_dump({"models": [{
+        "alias": ALIAS, "tier": "gguf", "context_length": 2048,
+        "backends": [{"name": "swap-a", "url": server}]}]}))
+
+    async def scenario() -> tuple[str, str, str]:
+        gw = Gateway(GatewaySettings(catalog_path=str(path), redis_url=redis_url,
+                                     database_url=postgres_url),
+                     routing_settings=RoutingSettings(poll_s=0.2))
+        try:
+            router, versions = gw.dispatcher.router, gw.response_cache.versions
+            assert versions is not None
+            await router.poll_once()
+            await asyncio.sleep(0.1)  # the record is written off the poll
+            before = await versions.current(ALIAS)
+            new = await asyncio.to_thread(blob.publish, smol)
+            deadline = time.monotonic() + SWAP_DEADLINE_S
+            while time.monotonic() < deadline:
+                await router.poll_once()
+                await asyncio.sleep(0.3)
+                if await versions.current(ALIAS) == new.version:
+                    break
+            return before, new.version, await versions.current(ALIAS)
+        finally:
+            await gw.aclose()
+
+    before, published, after = run(scenario())
+    assert before != published
+    assert after == published == health(server)["version"]
