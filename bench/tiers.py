@@ -1,7 +1,7 @@
 """Tier choice on a mixed set: the share of requests ``auto`` sends to the cheap tier, and the cost
 saved against sending every request to the large tier.
 
-    .venv/bin/python bench/tiers.py [--n 30] [--max-tokens 32]
+    .venv/bin/python bench/tiers.py [--n 12] [--max-tokens 16]
 
 Starts Postgres, Redis, both GGUF servers (SmolLM2-135M: the cheap tier; Gemma 3 270M: the large
 one), the embedding tier and the gateway as processes, with the catalog's ``auto`` route and the
@@ -150,6 +150,8 @@ async def bench(url: str, key: str, catalog: Catalog, prompts: list[tuple[str, s
                                  "x-llmp-route": "", "x-cache": "miss"}, "all-large")
             rows.append(Row(label, tier, r.headers["x-llmp-route-reason"],
                             cost(catalog, tier, r.json()), cost(catalog, LARGE, big.json()), ms))
+            print(f"{len(rows)}/{len(prompts)} {label} -> {tier} ({rows[-1].reason})",
+                  file=sys.stderr, flush=True)
     return rows
 
 
@@ -179,8 +181,8 @@ def report(rows: list[Row], catalog: Catalog) -> list[str]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--n", type=int, default=30, help="prompts of each kind")
-    ap.add_argument("--max-tokens", type=int, default=32)
+    ap.add_argument("--n", type=int, default=12, help="prompts of each kind")
+    ap.add_argument("--max-tokens", type=int, default=16)
     args = ap.parse_args()
     prompts = corpus_prompts(args.n)
     env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1")

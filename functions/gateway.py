@@ -330,6 +330,8 @@ class Gateway:
                 await self._refresher
         if "dispatcher" in built:  # the router's poll, before the HTTP client closes
             await self.dispatcher.router.aclose()
+        if "tier_chooser" in built:
+            await self.tier_chooser.aclose()
         if "response_cache" in built:  # stores still under way, before Redis closes
             await self.response_cache.aclose()
         if "limiter" in built:

@@ -70,6 +70,8 @@ class Classifier(Protocol):
 
     async def classify(self, route: TierRoute, text: str) -> str | None: ...
 
+    async def aclose(self) -> None: ...
+
 
 @dataclass(frozen=True, slots=True)
 class _Index:
@@ -81,12 +83,14 @@ class KnnClassifier:
     """The ``k`` labelled prompts most similar to the request's (cosine over normalized embeddings)
     vote for their tier, each with its similarity; prompts less similar than ``threshold`` do not
     vote. The largest vote wins (a tie: the larger tier). The examples are embedded once per
-    process, on first use, and kept; a failed attempt is tried again on the next request."""
+    process, on first use, and kept: in a task of their own, which a request that stops waiting
+    (its classifier timeout) does not cancel, so a slow first embedding still completes for the
+    requests after it; a failed one is tried again on the next request."""
 
     def __init__(self, embedder: Callable[[], TextEmbedder], base_dir: Path) -> None:
         self._embedder, self._base_dir = embedder, base_dir
         self._indexes: dict[str, _Index] = {}
-        self._locks: dict[str, asyncio.Lock] = {}
+        self._building: dict[str, asyncio.Task[_Index]] = {}
 
     async def classify(self, route: TierRoute, text: str) -> str | None:
         if route.classifier is None or not text.strip():
@@ -104,18 +108,33 @@ class KnnClassifier:
         order = {t: n for n, t in enumerate(route.tiers)}
         return max(votes, key=lambda t: (votes[t], order[t]))
 
+    async def aclose(self) -> None:
+        for task in self._building.values():
+            task.cancel()
+        await asyncio.gather(*self._building.values(), return_exceptions=True)
+
     async def _index(self, route: TierRoute) -> _Index:
         if (index := self._indexes.get(route.alias)) is not None:
             return index
-        async with self._locks.setdefault(route.alias, asyncio.Lock()):
-            if (index := self._indexes.get(route.alias)) is None:
-                examples = await asyncio.to_thread(load_examples, route, self._base_dir)
-                labels = tuple(t for t, prompts in examples.items() for _ in prompts)
-                vectors = await self._embedder().embed([p for ps in examples.values() for p in ps])
-                index = self._indexes[route.alias] = _Index(labels, vectors)
-                log.info("route examples embedded", extra={"route": route.alias,
-                                                            "examples": len(labels)})
+        task = self._building.get(route.alias)
+        if task is None or (task.done() and (task.cancelled() or task.exception() is not None)):
+            task = self._building[route.alias] = asyncio.ensure_future(self._build(route))
+            task.add_done_callback(_retrieve)
+        return await asyncio.shield(task)
+
+    async def _build(self, route: TierRoute) -> _Index:
+        examples = await asyncio.to_thread(load_examples, route, self._base_dir)
+        labels = tuple(t for t, prompts in examples.items() for _ in prompts)
+        vectors = await self._embedder().embed([p for ps in examples.values() for p in ps])
+        index = self._indexes[route.alias] = _Index(labels, vectors)
+        log.info("route examples embedded", extra={"route": route.alias, "examples": len(labels)})
         return index
+
+
+def _retrieve(task: asyncio.Task[_Index]) -> None:
+    """A build nobody waits for any more still has its failure read (and logged once)."""
+    if not task.cancelled() and (e := task.exception()) is not None:
+        log.warning("route examples not embedded", extra={"error": type(e).__name__})
 
 
 def prompt_text(req: SamplingParams, max_chars: int) -> str:
@@ -139,8 +158,8 @@ class TierChooser:
         self._metrics = metrics
         self._settings = settings or TierSettings()
 
-    def is_route(self, alias: str) -> bool:
-        return self._catalog.route(alias) is not None
+    async def aclose(self) -> None:
+        await self._classifier.aclose()
 
     async def choose(self, alias: str, req: SamplingParams, principal: Principal) -> TierChoice:
         route = self._catalog.route(alias)
