@@ -237,6 +237,7 @@ def routed_gateway_url(tmp_path_factory: pytest.TempPathFactory, postgres_url: s
     """A gateway whose catalog has the ``auto`` route over SmolLM2 and Gemma (both real GGUF
     servers), classifying with the real embedding tier; guardrails off (not what is tested)."""
     from functions.guardrails.settings import GuardrailSettings
+    from functions.routing.settings import RoutingSettings
 
     folder = tmp_path_factory.mktemp("routes")
     (folder / "auto.yaml").write_text(yaml.safe_dump(ROUTE_EXAMPLES))
@@ -244,7 +245,8 @@ def routed_gateway_url(tmp_path_factory: pytest.TempPathFactory, postgres_url: s
     path.write_text(routes_catalog_yaml(gguf_url, gemma_url, embedding_url, Path("auto.yaml")))
     settings = GatewaySettings(database_url=postgres_url, redis_url=redis_url, catalog_path=path,
                                backend_read_timeout_s=60)
-    gw = Gateway(settings, guardrail_settings=GuardrailSettings(enabled=False))
+    gw = Gateway(settings, guardrail_settings=GuardrailSettings(enabled=False),
+                 routing_settings=RoutingSettings(ttfb_s=120))  # two model servers, a loaded box
     with serve_asgi(create_app(gw)) as url:
         wait_ready(url)
         yield url
