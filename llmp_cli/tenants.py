@@ -152,9 +152,11 @@ def report(
     tenant: Annotated[str | None, typer.Option(help="Only this tenant.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="JSON instead of tables.")] = False,
 ) -> None:
-    """Tokens and cost per model and per day (default: this month, every tenant)."""
-    from functions.spend import UsageReader, month_range, summarize
+    """Tokens and cost per model and per day, and per route and tier with what routing saved
+    (default: this month, every tenant)."""
+    from functions.spend import UsageReader, month_range, summarize, summarize_routes
     from functions.tenants import TenantStore
+    from models.catalog import load_catalog
 
     first, last = month_range()
     try:
@@ -165,10 +167,11 @@ def report(
 
     async def work(db: Any) -> Any:
         tid = str((await TenantStore(db).by_name(tenant)).tenant_id) if tenant else None
-        return await UsageReader(db).report(d0, d1, tid)
+        reader = UsageReader(db)
+        return await reader.report(d0, d1, tid), await reader.routes(d0, d1, tid)
 
-    rows = _fail_on_llmp_error(lambda: run_db(work))
-    summary = summarize(rows)
+    rows, route_rows = _fail_on_llmp_error(lambda: run_db(work))
+    summary = {**summarize(rows), "by_route": summarize_routes(route_rows, load_catalog())}
     if as_json:
         typer.echo(json.dumps({"from": d0.isoformat(), "to": d1.isoformat(), "tenant": tenant,
                                **summary}, indent=2))
@@ -183,4 +186,13 @@ def report(
     typer.echo(f"{'day':<11} {'tenant':<20} {'model':<24} {'requests':>9} {'cost':>14}")
     for r in rows:
         typer.echo(f"{r.day!s:<11} {r.tenant:<20} {r.model:<24} {r.requests:>9} {r.cost:>14.6f}")
+    if summary["by_route"]:
+        typer.echo("\nper route and tier:")
+        typer.echo(f"{'route':<12} {'tier':<24} {'reason':<28} {'requests':>9} {'cost':>14}")
+    for route in summary["by_route"]:
+        for t in route["tiers"]:
+            typer.echo(f"{route['route']:<12} {t['tier']:<24} {t['reason']:<28} "
+                       f"{t['requests']:>9} {t['cost']:>14.6f}")
+        typer.echo(f"{route['route']:<12} saved {route['saved']:.6f} of "
+                   f"{route['cost_at_largest']:.6f} (all on {route['largest_tier']})")
     typer.echo(f"\ntotal cost: {summary['total_cost']:.6f}")
