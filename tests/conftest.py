@@ -238,6 +238,7 @@ def routed_gateway_url(tmp_path_factory: pytest.TempPathFactory, postgres_url: s
     servers), classifying with the real embedding tier; guardrails off (not what is tested)."""
     from functions.guardrails.settings import GuardrailSettings
     from functions.routing.settings import RoutingSettings
+    from functions.routing.tiers import TierSettings
 
     folder = tmp_path_factory.mktemp("routes")
     (folder / "auto.yaml").write_text(yaml.safe_dump(ROUTE_EXAMPLES))
@@ -246,7 +247,9 @@ def routed_gateway_url(tmp_path_factory: pytest.TempPathFactory, postgres_url: s
     settings = GatewaySettings(database_url=postgres_url, redis_url=redis_url, catalog_path=path,
                                backend_read_timeout_s=60)
     gw = Gateway(settings, guardrail_settings=GuardrailSettings(enabled=False),
-                 routing_settings=RoutingSettings(ttfb_s=120))  # two model servers, a loaded box
+                 # two model servers and the embedding tier on a loaded box: routing, not timing
+                 routing_settings=RoutingSettings(ttfb_s=120),
+                 tier_settings=TierSettings(classifier_timeout_s=30))
     with serve_asgi(create_app(gw)) as url:
         wait_ready(url)
         yield url
