@@ -10,9 +10,27 @@ from functions.protocol.completions import CompletionRequest
 from models.catalog import Capability, ModelSpec
 
 
-def _refuse(spec: ModelSpec, param: str, what: str) -> InvalidRequest:
-    return InvalidRequest(f"The model '{spec.alias}' ({spec.tier} tier) does not serve {what}.",
-                          param=param, code="unsupported_parameter")
+class CapabilityRefused(InvalidRequest):
+    """A 400 naming the parameter; ``capability`` names what the model lacks (``tools``,
+    ``json_schema``, ``max_n``, ...), for the tier chooser's reasons."""
+
+    def __init__(self, spec: ModelSpec, param: str, what: str, capability: str) -> None:
+        super().__init__(f"The model '{spec.alias}' ({spec.tier} tier) does not serve {what}.",
+                         param=param, code="unsupported_parameter")
+        self.capability = capability
+
+
+def _refuse(spec: ModelSpec, param: str, what: str, capability: str) -> CapabilityRefused:
+    return CapabilityRefused(spec, param, what, capability)
+
+
+def refusal(spec: ModelSpec, req: SamplingParams) -> CapabilityRefused | None:
+    """What :func:`check` would raise for this model, or None if it serves the request."""
+    try:
+        check(spec, req)
+    except CapabilityRefused as e:
+        return e
+    return None
 
 
 def check(spec: ModelSpec, req: SamplingParams) -> None:
@@ -22,12 +40,12 @@ def check(spec: ModelSpec, req: SamplingParams) -> None:
     elif isinstance(req, CompletionRequest):
         _completion(spec, req)
     if (req.n or 1) > caps.max_n:
-        raise _refuse(spec, "n", f"more than {caps.max_n} choice(s) per request")
+        raise _refuse(spec, "n", f"more than {caps.max_n} choice(s) per request", "max_n")
 
 
 def _need(spec: ModelSpec, cap: Capability, param: str, what: str) -> None:
     if not spec.caps.has(cap):
-        raise _refuse(spec, param, what)
+        raise _refuse(spec, param, what, cap)
 
 
 def _chat(spec: ModelSpec, req: ChatCompletionRequest) -> None:
@@ -36,7 +54,8 @@ def _chat(spec: ModelSpec, req: ChatCompletionRequest) -> None:
         _need(spec, "tools", "tools", "tool calls")
     for i, tool in enumerate(req.tools or []):
         if isinstance(tool, CustomTool):
-            raise _refuse(spec, f"tools[{i}]", "custom (free-form) tools; declare a function tool")
+            raise _refuse(spec, f"tools[{i}]", "custom (free-form) tools; declare a function tool",
+                          "function_tools")
     if req.json_mode:
         _need(spec, "json_schema", "response_format", "JSON output formats")
     if req.logprobs or req.top_logprobs:

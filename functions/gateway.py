@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     from functions.rag.settings import RagSettings
     from functions.routing.router import Router
     from functions.routing.settings import RoutingSettings
+    from functions.routing.tiers import TierChooser, TierSettings
     from functions.secrets import KeyVaultSecrets
     from functions.spend import SpendLedger, UsageReader
     from functions.tenants import TenantStore
@@ -58,8 +59,11 @@ class Gateway:
                  rag_settings: RagSettings | None = None,
                  cache_settings: CacheSettings | None = None,
                  conversation_settings: ConversationSettings | None = None,
-                 routing_settings: RoutingSettings | None = None) -> None:
+                 routing_settings: RoutingSettings | None = None,
+                 tier_settings: TierSettings | None = None) -> None:
         self._settings = settings
+        self._routing_settings = routing_settings
+        self._tier_settings = tier_settings
         self._guardrail_settings = guardrail_settings
         self._rag_settings = rag_settings
         self._cache_settings = cache_settings
@@ -220,6 +224,16 @@ class Gateway:
                       on_version=on_version)
 
     @cached_property
+    def tier_chooser(self) -> TierChooser:
+        """Routes (``auto``) to tiers: rules, then the nearest labelled examples, embedded by
+        :attr:`text_embedder` on first use."""
+        from functions.routing.tiers import KnnClassifier, TierChooser
+
+        classifier = KnnClassifier(lambda: self.text_embedder, self.settings.catalog_path.parent)
+        return TierChooser(self.catalog, classifier, lambda t: self.tenants.get(t), self.metrics,
+                           self._tier_settings)
+
+    @cached_property
     def embeddings(self) -> EmbeddingDispatcher:
         """The catalog's embedding models and their backends (``/v1/embeddings``, RAG, cache)."""
         from functions.backends import build_backend
@@ -316,6 +330,8 @@ class Gateway:
                 await self._refresher
         if "dispatcher" in built:  # the router's poll, before the HTTP client closes
             await self.dispatcher.router.aclose()
+        if "tier_chooser" in built:
+            await self.tier_chooser.aclose()
         if "response_cache" in built:  # stores still under way, before Redis closes
             await self.response_cache.aclose()
         if "limiter" in built:

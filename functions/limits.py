@@ -135,13 +135,19 @@ class Reservation:
     """``time.monotonic()`` at admission: the request's backend seconds are measured from it."""
 
 
+def estimate_prompt_tokens(req: SamplingParams) -> int:
+    """The prompt's tokens, estimated as one per 4 bytes of its JSON (errs high; see
+    :func:`estimate_tokens`)."""
+    text = orjson.dumps(req.model_dump(include={"messages", "prompt", "suffix"}, exclude_none=True))
+    return math.ceil(len(text) / 4)
+
+
 def estimate_tokens(req: SamplingParams, context_length: int, default_max: int) -> int:
     """Tokens to reserve: the prompt estimated as one token per 4 bytes of its JSON (messages or
     prompt; English text runs at about 4 characters a token, and the JSON quoting over-counts a
     little, so the estimate errs high), plus ``max_tokens`` (or the default, capped by the model's
     context length). The real count from the answer's ``usage`` replaces it afterwards."""
-    text = orjson.dumps(req.model_dump(include={"messages", "prompt", "suffix"}, exclude_none=True))
-    prompt = math.ceil(len(text) / 4)
+    prompt = estimate_prompt_tokens(req)
     wanted = req.max_tokens or getattr(req, "max_completion_tokens", None)
     answer = wanted or max(1, min(default_max, context_length - prompt))
     return prompt + answer

@@ -30,13 +30,29 @@ class GatewayMetrics:
         self.conversations_expired = Counter(
             "llmp_conversations_expired", "Conversations deleted by the retention timer.",
             registry=self.registry)
-        self.routed = Counter(
-            "llmp_routed_requests", "Requests answered by a model, by tier, replica and why that "
+        self.replica_picks = Counter(
+            "llmp_replica_picks", "Requests answered by a model, by tier, replica and why that "
             "replica (affinity, load, probe, only, untried, panic).",
             ["tier", "backend", "pick"], registry=self.registry)
         self.route_retries = Counter(
             "llmp_route_retries", "Replicas (or tiers) tried again before the first token.",
             ["tier"], registry=self.registry)
+
+        self.route_decisions = Counter(
+            "llmp_route_decisions", "Requests naming a route, by route, chosen tier and reason "
+            "(requested, rule:..., classifier:<tier>, default).", ["route", "tier", "reason"],
+            registry=self.registry)
+        self.route_classifier_failures = Counter(
+            "llmp_route_classifier_failures", "Route classifications that failed or timed out "
+            "(the request went to the route's default tier).", ["route", "error"],
+            registry=self.registry)
+        self.routed_requests = Counter(
+            "llmp_routed_requests", "Answered requests by route (empty: a model named directly), "
+            "tier and reason, with their cost in llmp_routed_cost.", ["route", "tier", "reason"],
+            registry=self.registry)
+        self.routed_cost = Counter(
+            "llmp_routed_cost", "Cost of answered requests by route, tier and reason (catalog "
+            "currency).", ["route", "tier", "reason"], registry=self.registry)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -15,9 +15,12 @@ from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from functions.db import Database
+
+if TYPE_CHECKING:
+    from models.catalog import Catalog
 
 log = logging.getLogger(__name__)
 
@@ -36,18 +39,24 @@ class SpendEntry:
     backend_seconds: float | None = None
     request_id: str | None = None
     error: str | None = None
+    route: str | None = None
+    """The route the client named (``auto``); None when it named the model."""
+    reason: str = "requested"
+    """Why this tier (:class:`functions.routing.plan.TierChoice`)."""
+    retries: int = 0
+    """Replicas or tiers tried before the one that answered."""
     at: datetime = field(default_factory=lambda: datetime.now(UTC))
     entry_id: uuid.UUID = field(default_factory=uuid.uuid4)
 
     def row(self) -> tuple[Any, ...]:
         return (self.entry_id, self.at, self.tenant_id, self.principal, self.request_id,
                 self.model, self.backend, self.prompt_tokens, self.completion_tokens,
-                self.backend_seconds, self.cost, self.error)
+                self.backend_seconds, self.cost, self.error, self.route, self.reason, self.retries)
 
 
 _INSERT = ("INSERT INTO spend_ledger (entry_id, at, tenant_id, principal, request_id, model,"
-           " backend, prompt_tokens, completion_tokens, backend_seconds, cost, error)"
-           " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+           " backend, prompt_tokens, completion_tokens, backend_seconds, cost, error, route, reason,"
+           " retries) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
            " ON CONFLICT (entry_id) DO NOTHING")
 
 
@@ -163,10 +172,15 @@ def month_range(today: date | None = None) -> tuple[date, date]:
 
 
 class UsageReader:
-    """Cost per model and per day, for one tenant (``/v1/usage``) or all (operators)."""
+    """Cost per model and per day, for one tenant (``/v1/usage``) or all (operators); and per
+    route and tier (:meth:`routes`)."""
 
     def __init__(self, db: Database) -> None:
         self._db = db
+
+    async def routes(self, start: date, end: date, tenant_id: str | None = None
+                     ) -> list[RouteRow]:
+        return await route_report(self._db, start, end, tenant_id)
 
     async def report(self, start: date, end: date, tenant_id: str | None = None
                      ) -> list[UsageRow]:
@@ -185,6 +199,58 @@ class UsageReader:
             rows = await cur.fetchall()
         return [UsageRow(r[0], r[1], r[2], int(r[3]), int(r[4]), int(r[5]), float(r[6]))
                 for r in rows]
+
+
+@dataclass(frozen=True, slots=True)
+class RouteRow:
+    route: str
+    tier: str
+    reason: str
+    requests: int
+    prompt_tokens: int
+    completion_tokens: int
+    cost: float
+
+
+async def route_report(db: Database, start: date, end: date, tenant_id: str | None = None
+                       ) -> list[RouteRow]:
+    """Requests that named a route, per route, tier and reason, for the days ``start`` to ``end``."""
+    where = "route IS NOT NULL AND at >= %s AND at < %s"
+    args: list[Any] = [start, end + timedelta(days=1)]
+    if tenant_id is not None:
+        where += " AND tenant_id = %s"
+        args.append(tenant_id)
+    async with db.connection() as conn:
+        cur = await conn.execute(
+            "SELECT route, model, reason, count(*), sum(prompt_tokens), sum(completion_tokens),"
+            f" sum(cost) FROM spend_ledger WHERE {where} GROUP BY 1, 2, 3 ORDER BY 1, 2, 3", args)
+        rows = await cur.fetchall()
+    return [RouteRow(r[0], r[1], r[2] or "", int(r[3]), int(r[4]), int(r[5]), float(r[6]))
+            for r in rows]
+
+
+def summarize_routes(rows: list[RouteRow], catalog: Catalog) -> list[dict[str, Any]]:
+    """Per route: requests and cost per tier and reason, and what the same tokens would have cost
+    on the route's largest tier (its last), so the saving is ``cost_at_largest - cost``. Token
+    counts are each tier's own tokenizer's, so the comparison is an estimate."""
+    out: dict[str, dict[str, Any]] = {}
+    for r in rows:
+        spec = catalog.route(r.route)
+        largest = catalog.get(spec.tiers[-1]) if spec else None
+        at_largest = (largest.price.cost(r.prompt_tokens, r.completion_tokens)
+                      if largest and largest.price.gpu_hour is None else r.cost)
+        o = out.setdefault(r.route, {"route": r.route, "largest_tier": largest.alias if largest
+                                     else None, "requests": 0, "cost": 0.0,
+                                     "cost_at_largest": 0.0, "tiers": []})
+        o["requests"] += r.requests
+        o["cost"] += r.cost
+        o["cost_at_largest"] += at_largest
+        o["tiers"].append({"tier": r.tier, "reason": r.reason, "requests": r.requests,
+                           "prompt_tokens": r.prompt_tokens,
+                           "completion_tokens": r.completion_tokens, "cost": r.cost})
+    for o in out.values():
+        o["saved"] = o["cost_at_largest"] - o["cost"]
+    return list(out.values())
 
 
 def summarize(rows: list[UsageRow]) -> dict[str, Any]:

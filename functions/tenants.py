@@ -36,20 +36,25 @@ class TenantRecord:
     entra_roles: list[str] = field(default_factory=list)
     entra_groups: list[str] = field(default_factory=list)
     created_at: datetime | None = None
+    max_price_per_1k: Decimal | None = None
+    """The routing price ceiling: a route never sends this tenant's requests to a tier whose
+    price per 1K tokens (the larger of input and output) is above it (docs/routing.md)."""
 
     def as_json(self) -> dict[str, Any]:
         return {"id": str(self.tenant_id), "name": self.name, "allowed_models": self.allowed_models,
                 "rpm_limit": self.rpm_limit, "tpm_limit": self.tpm_limit,
                 "monthly_budget": float(self.monthly_budget) if self.monthly_budget is not None
                 else None, "on_redis_down": self.on_redis_down, "entra_roles": self.entra_roles,
-                "entra_groups": self.entra_groups}
+                "entra_groups": self.entra_groups,
+                "max_price_per_1k": float(self.max_price_per_1k)
+                if self.max_price_per_1k is not None else None}
 
 
 UPDATABLE = ("allowed_models", "rpm_limit", "tpm_limit", "monthly_budget", "on_redis_down",
-             "entra_roles", "entra_groups", "retention_days", "cache_policy")
+             "entra_roles", "entra_groups", "retention_days", "cache_policy", "max_price_per_1k")
 
 _SELECT = ("SELECT id, name, allowed_models, rpm_limit, tpm_limit, monthly_budget, on_redis_down,"
-           " entra_roles, entra_groups, created_at FROM tenants")
+           " entra_roles, entra_groups, created_at, max_price_per_1k FROM tenants")
 
 
 def model_allowed(alias: str, *patterns: Sequence[str] | None) -> bool:

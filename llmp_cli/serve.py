@@ -235,9 +235,11 @@ def _ensure_local_key(database_url: str, file: str, name: str, roles: list[str] 
     return key
 
 
-def publish_missing(settings: BlobSettings, servers: list[GGUFServer]) -> None:
+def publish_missing(settings: BlobSettings, servers: list[GGUFServer], catalog: Catalog) -> None:
     """First start: publish each local GGUF alias's seed file (catalog ``gguf.file``) to Blob, so the
-    local platform serves models the way production does: from Blob Storage."""
+    local platform serves models the way production does: from Blob Storage. The version is loaded
+    with the catalog's context length (``n_ctx``); a file a package assembles (``assemble:``) is
+    built once into ``.llmp/models``."""
     from llmp_cli.models_cmd import publish_file
     from models.blob_store import ModelStore
     from models.local_files import resolve_model_file
@@ -248,7 +250,12 @@ def publish_missing(settings: BlobSettings, servers: list[GGUFServer]) -> None:
             await store.ensure_container()
             for alias, model_file in dict.fromkeys((s.alias, s.file) for s in servers):
                 if await store.current(alias) is None:
-                    mv = await publish_file(store, alias, resolve_model_file(model_file))
+                    spec = catalog.get(alias)
+                    path = resolve_model_file(model_file, data_dir() / "models")
+                    template = spec.gguf.chat_template_path if spec and spec.gguf else None
+                    mv = await publish_file(store, alias, path,
+                                            n_ctx=spec.context_length if spec else None,
+                                            chat_template=template.read_text() if template else None)
                     print(f"published {model_file} to Blob as {alias} ({mv.version})", flush=True)
         finally:
             await store.aclose()
@@ -308,7 +315,8 @@ def _serve(host: str, port: int, catalog_path: Path | None, replicas: int) -> in
             local_blob_file().write_text(env["LLMP_BLOB_CONNECTION_STRING"])
         if servers:
             publish_missing(BlobSettings(connection_string=env.get("LLMP_BLOB_CONNECTION_STRING"),
-                                         account_url=env.get("LLMP_BLOB_ACCOUNT_URL")), servers)
+                                         account_url=env.get("LLMP_BLOB_ACCOUNT_URL")), servers,
+                            catalog)
 
         for g in servers:
             cache = "gguf-cache" if g.replica == 0 else f"gguf-cache-{g.replica}"  # one per process

@@ -57,9 +57,9 @@ def _fields(models: list[str] | None, rpm: int | None, tpm: int | None, budget: 
     out = {k: v for k, v in given.items() if v is not None}
     for name in clear or []:
         field = {"models": "allowed_models", "rpm": "rpm_limit", "tpm": "tpm_limit",
-                 "budget": "monthly_budget"}.get(name)
+                 "budget": "monthly_budget", "price": "max_price_per_1k"}.get(name)
         if field is None:
-            raise typer.BadParameter(f"--clear takes models, rpm, tpm or budget, not {name!r}")
+            raise typer.BadParameter(f"--clear takes models, rpm, tpm, budget or price, not {name!r}")
         out[field] = None
     return out
 
@@ -106,8 +106,12 @@ def update(name: Annotated[str, typer.Argument(help="Tenant name.")], models: Mo
            )] = None,
            cache_policy: Annotated[Path | None, typer.Option(
                help="A JSON file with the response-cache policy (see docs/cache.md).")] = None,
+           max_price_per_1k: Annotated[Decimal | None, typer.Option(
+               min=0, help="Routes skip tiers priced above this per 1K tokens (docs/routing.md)."
+           )] = None,
            clear: Annotated[list[str] | None, typer.Option(
-               help="Remove a restriction: models, rpm, tpm or budget (repeat).")] = None) -> None:
+               help="Remove a restriction: models, rpm, tpm, budget or price (repeat).")] = None
+           ) -> None:
     """Change a tenant's models, limits, budget, Entra mapping, conversation retention or cache
     policy (options given replace values)."""
     from psycopg.types.json import Jsonb
@@ -119,6 +123,8 @@ def update(name: Annotated[str, typer.Argument(help="Tenant name.")], models: Mo
     fields = _fields(models, rpm, tpm, budget, on_redis_down, entra_role, entra_group, clear)
     if retention_days is not None:
         fields["retention_days"] = retention_days
+    if max_price_per_1k is not None:
+        fields["max_price_per_1k"] = max_price_per_1k
     if cache_policy is not None:
         try:
             parsed = CachePolicy.model_validate(json.loads(cache_policy.read_text()))
@@ -146,9 +152,11 @@ def report(
     tenant: Annotated[str | None, typer.Option(help="Only this tenant.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="JSON instead of tables.")] = False,
 ) -> None:
-    """Tokens and cost per model and per day (default: this month, every tenant)."""
-    from functions.spend import UsageReader, month_range, summarize
+    """Tokens and cost per model and per day, and per route and tier with what routing saved
+    (default: this month, every tenant)."""
+    from functions.spend import UsageReader, month_range, summarize, summarize_routes
     from functions.tenants import TenantStore
+    from models.catalog import load_catalog
 
     first, last = month_range()
     try:
@@ -159,10 +167,11 @@ def report(
 
     async def work(db: Any) -> Any:
         tid = str((await TenantStore(db).by_name(tenant)).tenant_id) if tenant else None
-        return await UsageReader(db).report(d0, d1, tid)
+        reader = UsageReader(db)
+        return await reader.report(d0, d1, tid), await reader.routes(d0, d1, tid)
 
-    rows = _fail_on_llmp_error(lambda: run_db(work))
-    summary = summarize(rows)
+    rows, route_rows = _fail_on_llmp_error(lambda: run_db(work))
+    summary = {**summarize(rows), "by_route": summarize_routes(route_rows, load_catalog())}
     if as_json:
         typer.echo(json.dumps({"from": d0.isoformat(), "to": d1.isoformat(), "tenant": tenant,
                                **summary}, indent=2))
@@ -177,4 +186,13 @@ def report(
     typer.echo(f"{'day':<11} {'tenant':<20} {'model':<24} {'requests':>9} {'cost':>14}")
     for r in rows:
         typer.echo(f"{r.day!s:<11} {r.tenant:<20} {r.model:<24} {r.requests:>9} {r.cost:>14.6f}")
+    if summary["by_route"]:
+        typer.echo("\nper route and tier:")
+        typer.echo(f"{'route':<12} {'tier':<24} {'reason':<28} {'requests':>9} {'cost':>14}")
+    for route in summary["by_route"]:
+        for t in route["tiers"]:
+            typer.echo(f"{route['route']:<12} {t['tier']:<24} {t['reason']:<28} "
+                       f"{t['requests']:>9} {t['cost']:>14.6f}")
+        typer.echo(f"{route['route']:<12} saved {route['saved']:.6f} of "
+                   f"{route['cost_at_largest']:.6f} (all on {route['largest_tier']})")
     typer.echo(f"\ntotal cost: {summary['total_cost']:.6f}")

@@ -2,6 +2,9 @@
 
 One alias names a tier (``gguf``, ``vllm`` or ``embedding``), its backends (tried in order, with
 fallback before the first token), its context length and its price per 1K tokens.
+
+A route (``routes:``, e.g. ``auto``) is an alias that names no model: the gateway picks one of its
+tiers per request (``functions/routing/tiers.py``; docs/routing.md).
 """
 
 from __future__ import annotations
@@ -14,7 +17,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, HttpUrl, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    HttpUrl,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 DEFAULT_CATALOG = Path(__file__).with_name("catalog.yaml")
 
@@ -41,6 +52,14 @@ class Price(_Frozen):
     """Self-hosted tiers may price by GPU time instead: the cost is then the request's measured
     backend seconds at this hourly price, and the per-1K prices are ignored."""
 
+    @property
+    def per_1k(self) -> float | None:
+        """The larger of the input and output prices per 1K tokens; None for a tier priced by GPU
+        time, whose price per token is not known before the request runs."""
+        if self.gpu_hour is not None:
+            return None
+        return max(self.input_per_1k, self.output_per_1k)
+
     def cost(self, prompt_tokens: int, completion_tokens: int, gpu_seconds: float = 0.0) -> float:
         if self.gpu_hour is not None:
             return gpu_seconds * self.gpu_hour / 3600
@@ -60,9 +79,22 @@ class BackendSpec(_Frozen):
         return str(self.url).rstrip("/")
 
 
+TEMPLATES_DIR = Path(__file__).with_name("templates")
+
+
 class GGUFSpec(_Frozen):
     file: str = Field(min_length=1)
+    """A path, ``package:DIST`` or ``assemble:MODULE`` (:func:`models.local_files.resolve_model_file`)."""
     slots: int = Field(4, ge=1, le=64)
+    chat_template: str | None = None
+    """For a GGUF without a chat template: a Jinja file, by name in ``models/templates/`` or a path;
+    published with the model (it is then part of the version)."""
+
+    @property
+    def chat_template_path(self) -> Path | None:
+        if self.chat_template is None:
+            return None
+        return TEMPLATES_DIR / Path(self.chat_template).expanduser()
 
 
 class Capabilities(_Frozen):
@@ -147,8 +179,47 @@ class ModelSpec(_Frozen):
         return v
 
 
+class ClassifierSpec(_Frozen):
+    """The route's classifier: k nearest neighbours over the embeddings of prompts the operator
+    labelled with a tier (``examples``, a YAML file: ``{tier alias: [prompt, ...]}``)."""
+
+    examples: str = Field(min_length=1)
+    """The labelled prompts; a path relative to the catalog file, or absolute."""
+    k: int = Field(5, ge=1, le=100)
+    threshold: float = Field(0.5, ge=-1, le=1)
+    """Neighbours less similar (cosine) than this do not vote; none left: the route's default."""
+
+
+class TierRoute(_Frozen):
+    alias: str = Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]*$")
+    description: str = ""
+    tiers: tuple[str, ...] = Field(min_length=1)
+    """Model aliases, cheapest first; a hard rule moves a request to a later (larger) one."""
+    default: str | None = None
+    """The tier when the classifier is unsure or fails; left out: the last (largest) tier."""
+    classifier: ClassifierSpec | None = None
+    """Left out: every request the rules allow goes to the default tier."""
+    enabled: bool = True
+    disabled_tiers: tuple[str, ...] = ()
+    """Tiers of the route whose models the catalog disabled (filled in when it is loaded): left
+    out of ``tiers``, and their labelled examples ignored."""
+
+    @property
+    def default_tier(self) -> str:
+        return self.default or self.tiers[-1]
+
+    @model_validator(mode="after")
+    def _consistent(self) -> TierRoute:
+        if len(set(self.tiers)) != len(self.tiers):
+            raise ValueError(f"route {self.alias!r} names a tier twice")
+        if self.default is not None and self.default not in self.tiers:
+            raise ValueError(f"route {self.alias!r}: default {self.default!r} is not one of its tiers")
+        return self
+
+
 class Catalog(_Frozen):
     models: tuple[ModelSpec, ...] = Field(min_length=1)
+    routes: tuple[TierRoute, ...] = ()
 
     @field_validator("models")
     @classmethod
@@ -159,12 +230,35 @@ class Catalog(_Frozen):
             raise ValueError(f"duplicate model aliases: {', '.join(dupes)}")
         return v
 
+    @model_validator(mode="after")
+    def _routes_name_models(self) -> Catalog:
+        names = [r.alias for r in self.routes]
+        if len(set(names)) != len(names):
+            raise ValueError("duplicate route aliases")
+        for r in self.routes:
+            if r.alias in self.by_alias:
+                raise ValueError(f"route {r.alias!r} has the alias of a model")
+            for t in r.tiers:
+                spec = self.by_alias.get(t)
+                if spec is None:
+                    raise ValueError(f"route {r.alias!r} names {t!r}, which is not a model")
+                if not (spec.caps.chat or spec.caps.completions):
+                    raise ValueError(f"route {r.alias!r}: {t!r} does not generate text")
+        return self
+
     @cached_property
     def by_alias(self) -> Mapping[str, ModelSpec]:
         return {m.alias: m for m in self.models}
 
+    @cached_property
+    def by_route(self) -> Mapping[str, TierRoute]:
+        return {r.alias: r for r in self.routes}
+
     def get(self, alias: str) -> ModelSpec | None:
         return self.by_alias.get(alias)
+
+    def route(self, alias: str) -> TierRoute | None:
+        return self.by_route.get(alias)
 
 
 def expand_env(text: str, env: Mapping[str, str]) -> str:
@@ -199,12 +293,32 @@ def parse_catalog(text: str, env: Mapping[str, str] | None = None) -> Catalog:
     except yaml.YAMLError as e:
         raise CatalogError(f"catalog is not valid YAML: {e}") from e
     if isinstance(data, dict) and isinstance(data.get("models"), list):
+        off = {m.get("alias") for m in data["models"]
+               if isinstance(m, dict) and not _enabled(m.get("enabled", True))}
         data = {**data, "models": [m for m in data["models"]
-                                   if not isinstance(m, dict) or _enabled(m.get("enabled", True))]}
+                                   if not isinstance(m, dict) or m.get("alias") not in off]}
+        if isinstance(data.get("routes"), list):
+            data["routes"] = _enabled_routes(data["routes"], off)
     try:
         return Catalog.model_validate(data)
     except ValidationError as e:
         raise CatalogError(f"catalog is invalid: {e}") from e
+
+
+def _enabled_routes(routes: list[Any], off: set[Any]) -> list[Any]:
+    """Routes without their disabled tiers; a route left with none, or disabled, is left out.
+    A default naming a disabled tier falls back to the largest tier left."""
+    out = []
+    for r in routes:
+        if not isinstance(r, dict) or not isinstance(r.get("tiers"), list):
+            out.append(r)
+            continue
+        tiers = [t for t in r["tiers"] if t not in off]
+        if (r["tiers"] and not tiers) or not _enabled(r.get("enabled", True)):
+            continue
+        out.append({**r, "tiers": tiers, "disabled_tiers": [t for t in r["tiers"] if t in off],
+                    **({"default": None} if r.get("default") in off else {})})
+    return out
 
 
 def _enabled(value: Any) -> bool:
@@ -214,9 +328,43 @@ def _enabled(value: Any) -> bool:
 
 
 def load_catalog(path: Path | str | None = None, env: Mapping[str, str] | None = None) -> Catalog:
+    """Read and validate the catalog, and the labelled examples its routes' classifiers name."""
     p = Path(path) if path else DEFAULT_CATALOG
     try:
         text = p.read_text(encoding="utf-8")
     except OSError as e:
         raise CatalogError(f"cannot read catalog {p}: {e}") from e
-    return parse_catalog(text, env)
+    catalog = parse_catalog(text, env)
+    for r in catalog.routes:
+        if r.classifier is not None:
+            load_examples(r, p.parent)
+    return catalog
+
+
+def examples_path(route: TierRoute, base_dir: Path) -> Path:
+    assert route.classifier is not None
+    return base_dir / Path(route.classifier.examples).expanduser()
+
+
+def load_examples(route: TierRoute, base_dir: Path) -> dict[str, tuple[str, ...]]:
+    """A route's labelled prompts, ``{tier: prompts}``: every label one of the route's tiers, or a
+    tier the catalog disabled (its prompts are then left out)."""
+    path = examples_path(route, base_dir)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as e:
+        raise CatalogError(f"route {route.alias!r}: cannot read examples {path}: {e}") from e
+    if not isinstance(data, dict) or not all(
+            isinstance(k, str) and isinstance(v, list) and all(isinstance(x, str) and x.strip()
+                                                               for x in v)
+            for k, v in data.items()):
+        raise CatalogError(f"route {route.alias!r}: {path} must map tier aliases to lists of "
+                           "prompts")
+    out = {k: tuple(v) for k, v in data.items() if k in route.tiers}
+    unknown = sorted(set(data) - set(route.tiers) - set(route.disabled_tiers))
+    if unknown:
+        raise CatalogError(f"route {route.alias!r}: {path} labels prompts with "
+                           f"{', '.join(unknown)}, not tiers of the route")
+    if not any(out.values()):
+        raise CatalogError(f"route {route.alias!r}: {path} has no labelled prompts")
+    return out

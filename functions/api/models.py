@@ -9,7 +9,13 @@ from starlette.responses import JSONResponse, Response
 
 from functions.api.common import endpoint
 from functions.gateway import Gateway
-from models.catalog import ModelSpec
+from models.catalog import ModelSpec, TierRoute
+
+
+def route_object(r: TierRoute) -> dict[str, Any]:
+    """A route, listed like a model (clients can name it), with its tiers cheapest first."""
+    return {"id": r.alias, "object": "model", "created": 0, "owned_by": "llmp", "route": True,
+            "description": r.description, "tiers": list(r.tiers), "default_tier": r.default_tier}
 
 
 def model_object(m: ModelSpec) -> dict[str, Any]:
@@ -27,12 +33,17 @@ async def list_models(gw: Gateway, request: Request) -> Response:
     p = await gw.authenticator.authenticate(request.headers.get("authorization"))
     tenant_models = (await gw.tenants.get(p.tenant_id)).allowed_models if p.tenant_id else None
     return JSONResponse({"object": "list", "data": [
-        model_object(m) for m in gw.catalog.models
-        if model_allowed(m.alias, tenant_models, p.allowed_models)]})
+        *(model_object(m) for m in gw.catalog.models
+          if model_allowed(m.alias, tenant_models, p.allowed_models)),
+        # a route is listed when any of its tiers may be used (the others are skipped)
+        *(route_object(r) for r in gw.catalog.routes
+          if any(model_allowed(t, tenant_models, p.allowed_models) for t in r.tiers))]})
 
 
 @endpoint
 async def get_model(gw: Gateway, request: Request) -> Response:
     await gw.authenticator.authenticate(request.headers.get("authorization"))
     alias = request.url.path.split("/v1/models/", 1)[1]
+    if (route := gw.catalog.route(alias)) is not None:
+        return JSONResponse(route_object(route))
     return JSONResponse(model_object(gw.dispatcher.model(alias)))

@@ -64,7 +64,8 @@ async def admit_tokens(gw: Gateway, request: Request, principal: Principal, alia
 
 def account(gw: Gateway, request: Request, reservation: Reservation, principal: Principal,
                   model: str, backend: str, usage: Usage | None,
-                  error: LlmpError | None = None) -> None:
+                  error: LlmpError | None = None, *, route: str | None = None,
+                  reason: str = "requested", retries: int = 0) -> None:
     """Settle the reservation with the real token count and queue the ledger row; neither waits
     (both run in the background), so the answer is not delayed.
 
@@ -84,4 +85,8 @@ def account(gw: Gateway, request: Request, reservation: Reservation, principal: 
     gw.spend.record(SpendEntry(
         principal.tenant_id, principal.key_id, model, backend, prompt, completion, cost,
         backend_seconds=round(seconds, 4), request_id=getattr(request.state, "request_id", None),
-        error=type(error).__name__ if error else None))
+        error=type(error).__name__ if error else None, route=route, reason=reason,
+        retries=retries))
+    labels = (route or "", model, reason)
+    gw.metrics.routed_requests.labels(*labels).inc()
+    gw.metrics.routed_cost.labels(*labels).inc(cost)

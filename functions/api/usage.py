@@ -14,13 +14,15 @@ from functions.protocol.admin import UsageQuery
 
 async def usage_body(gw: Gateway, q: UsageQuery, tenant_id: str | None,
                      tenant: str | None) -> dict[str, object]:
-    from functions.spend import month_range, summarize
+    from functions.spend import month_range, summarize, summarize_routes
 
     first, last = month_range()
     start, end = q.start or first, q.end or last
     rows = await gw.usage.report(start, end, tenant_id)
+    routes = await gw.usage.routes(start, end, tenant_id)
     return {"object": "usage", "tenant": tenant, "from": start.isoformat(),
-            "to": end.isoformat(), **summarize(rows)}
+            "to": end.isoformat(), **summarize(rows),
+            "by_route": summarize_routes(routes, gw.catalog)}
 
 
 @endpoint

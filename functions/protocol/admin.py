@@ -29,6 +29,8 @@ class TenantFields(_Body):
     on_redis_down: Literal["open", "closed"] = "open"
     entra_roles: list[str] = Field(default_factory=list)
     entra_groups: list[str] = Field(default_factory=list)
+    max_price_per_1k: Decimal | None = Field(None, ge=0)
+    """Routes skip tiers priced above this per 1K tokens for the tenant; ``null``: no ceiling."""
 
     def given(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in self.model_fields_set if k != "name"}

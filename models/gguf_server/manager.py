@@ -123,9 +123,11 @@ class ModelManager:
         s = self.settings
         if self.store is None:
             try:
-                path = resolve_model_file(s.model)
+                path = resolve_model_file(s.model, s.cache_dir)
                 sha = await asyncio.to_thread(file_sha256, path)
-                await self._load(path, s.version or path.name, sha, None, None)
+                template = (await asyncio.to_thread(s.chat_template_file.read_text, "utf-8")
+                            if s.chat_template_file else None)
+                await self._load(path, s.version or path.name, sha, None, template)
             except Exception as e:  # noqa: BLE001 - reported by /health
                 self.reason = f"failed: {type(e).__name__}: {e}"
                 log.error("model load failed", extra={"error": self.reason})

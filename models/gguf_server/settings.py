@@ -17,7 +17,8 @@ class GGUFServerSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="LLMP_GGUF_", extra="ignore", frozen=True)
 
     model: str = Field(min_length=1)
-    """A GGUF path; ``package:DIST`` for a GGUF shipped in an installed Python distribution; or
+    """A GGUF path; ``package:DIST`` for a GGUF shipped in an installed Python distribution;
+    ``assemble:MODULE`` for one a package assembles from chunk wheels (into ``cache_dir``); or
     ``blob:`` to serve the version the alias points at in Blob Storage, and follow it."""
 
     @property
@@ -27,6 +28,9 @@ class GGUFServerSettings(BaseSettings):
     """The model name this server answers to (the catalog alias)."""
     version: str | None = None
     """The version label reported by ``/health`` and ``system_fingerprint``; defaults to the file name."""
+    chat_template_file: Path | None = None
+    """A Jinja chat template for a GGUF that carries none (Gemma 3 270M's: models/templates/
+    gemma3.jinja), when serving a file; a version from Blob carries its own."""
     host: str = "127.0.0.1"
     port: int = Field(8081, gt=0, lt=65536)
 

@@ -121,6 +121,45 @@ async def test_month_total_and_report(db: Database, postgres_url: str) -> None:
     assert [(r.day, r.cost) for r in old] == [(date(2020, 1, 15), 9.0)]
 
 
+async def test_routed_rows_report_by_route_and_tier(db: Database, postgres_url: str) -> None:
+    from functions.spend import summarize_routes
+    from models.catalog import parse_catalog
+
+    catalog = parse_catalog("""
+models:
+  - {alias: small, tier: gguf, context_length: 8, price: {input_per_1k: 1, output_per_1k: 2},
+     backends: [{name: s, url: "http://s"}]}
+  - {alias: large, tier: gguf, context_length: 8, price: {input_per_1k: 4, output_per_1k: 8},
+     backends: [{name: l, url: "http://l"}]}
+routes:
+  - {alias: auto, tiers: [small, large]}
+""", {})
+    t, _ = await new_tenant(postgres_url)
+    tid = str(t.tenant_id)
+    ledger = SpendLedger(db, flush_s=3600)
+    small = catalog.get("small")
+    assert small is not None
+    ledger.record(SpendEntry(tid, "k", "small", "s", 1000, 500, small.price.cost(1000, 500),
+                             route="auto", reason="classifier:small"))
+    ledger.record(SpendEntry(tid, "k", "large", "l", 100, 100, 1.2, route="auto",
+                             reason="rule:context", retries=1))
+    ledger.record(entry(tid))  # named a model: not in the route report
+    await ledger.aclose()
+    first, last = month_range()
+    routes = await UsageReader(db).routes(first, last, tid)
+    assert [(r.route, r.tier, r.reason, r.requests) for r in routes] == [
+        ("auto", "large", "rule:context", 1), ("auto", "small", "classifier:small", 1)]
+    (auto,) = summarize_routes(routes, catalog)
+    assert auto["largest_tier"] == "large" and auto["requests"] == 2
+    assert auto["cost"] == pytest.approx(2.0 + 1.2)
+    assert auto["cost_at_largest"] == pytest.approx(8.0 + 1.2)  # 1000 in + 500 out at large's price
+    assert auto["saved"] == pytest.approx(6.0)
+    async with db.connection() as conn:
+        cur = await conn.execute("SELECT retries FROM spend_ledger WHERE tenant_id = %s AND "
+                                 "reason = 'rule:context'", (tid,))
+        assert await cur.fetchone() == (1,)
+
+
 def test_month_range() -> None:
     assert month_range(date(2024, 2, 10)) == (date(2024, 2, 1), date(2024, 2, 29))
     assert month_range(date(2024, 12, 31)) == (date(2024, 12, 1), date(2024, 12, 31))

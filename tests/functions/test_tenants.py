@@ -41,12 +41,21 @@ async def test_create_update_list(db: Database) -> None:
     ({"on_redis_down": "sometimes"}, "on_redis_down_check"),
     ({"colour": "red"}, "Unknown tenant field"),
     ({"entra_roles": None}, "entra_roles cannot be null"),
+    ({"max_price_per_1k": Decimal("-1")}, "max_price_per_1k_check"),
 ])
 async def test_invalid_updates(db: Database, fields: dict[str, object], error: str) -> None:
     store, n = TenantStore(db), name()
     await store.create(n)
     with pytest.raises(InvalidRequest, match=error):
         await store.update(n, **fields)
+
+
+async def test_a_price_ceiling_is_kept_and_cleared(db: Database) -> None:
+    store, n = TenantStore(db), name()
+    rec = await store.create(n, max_price_per_1k=Decimal("0.00005"))
+    assert rec.max_price_per_1k == Decimal("0.00005")
+    assert rec.as_json()["max_price_per_1k"] == 0.00005
+    assert (await store.update(n, max_price_per_1k=None)).max_price_per_1k is None
 
 
 async def test_names_are_checked(db: Database) -> None:

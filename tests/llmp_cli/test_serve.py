@@ -106,16 +106,17 @@ models:
 
 @pytest.mark.slow
 def test_serve_answers_then_stops_on_sigint(tmp_path: Path) -> None:
-    port, gguf_port, embedding_port = free_port(), free_port(), free_port()
+    port, gguf_port, embedding_port, gemma_port = (free_port() for _ in range(4))
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
     env.update(LLMP_DATA_DIR=str(tmp_path / "data"), LLMP_SMOLLM2_URL=f"http://127.0.0.1:{gguf_port}",
-               LLMP_EMBEDDING_URL=f"http://127.0.0.1:{embedding_port}", PYTHONUNBUFFERED="1")
+               LLMP_EMBEDDING_URL=f"http://127.0.0.1:{embedding_port}",
+               LLMP_GEMMA3_URL=f"http://127.0.0.1:{gemma_port}", PYTHONUNBUFFERED="1")
     proc = subprocess.Popen([sys.executable, "-m", "llmp_cli.main", "serve", "--port", str(port)],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                             start_new_session=True, text=True)
     try:
         key = None
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + 240  # Gemma is assembled (250 MB) and published first
         assert proc.stdout is not None
         for line in proc.stdout:
             if line.startswith("local API key"):
@@ -124,12 +125,20 @@ def test_serve_answers_then_stops_on_sigint(tmp_path: Path) -> None:
             assert time.monotonic() < deadline
         assert key, "serve never came up"
         family = psutil.Process(proc.pid).children(recursive=True)
-        assert len(family) >= 4  # redis, a GGUF server, an embedding server, the gateway (postgres
-        # runs detached)
+        assert len(family) >= 5  # redis, two GGUF servers, an embedding server, the gateway
+        # (postgres runs detached)
         with OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key=key, max_retries=0) as c:
             r = c.chat.completions.create(model="smollm2-135m", max_tokens=5,
                                           messages=[{"role": "user", "content": "Hi"}])
             assert r.choices[0].message.content
+            routed = c.chat.completions.with_raw_response.create(
+                model="auto", max_tokens=5, messages=[{"role": "user", "content": "Hello there!"}])
+            assert routed.headers["x-llmp-route"] == "auto"
+            assert routed.headers["x-llmp-tier"] in ("smollm2-135m", "gemma3-270m")
+            assert routed.parse().choices[0].message.content
+            gemma = c.chat.completions.create(model="gemma3-270m", max_tokens=5,
+                                              messages=[{"role": "user", "content": "Hi"}])
+            assert gemma.choices[0].message.content
             e = c.embeddings.create(model="all-minilm-l6-v2", input="Hi")  # the embedding tier
             assert len(e.data[0].embedding) == 384
 

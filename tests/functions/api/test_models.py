@@ -1,4 +1,5 @@
 import httpx
+import pytest
 
 
 def test_list_models_reads_the_catalog(gateway_url: str, api_key: str) -> None:
@@ -33,3 +34,23 @@ def test_models_show_their_capabilities_and_match_the_spec(gateway_url: str, api
     assert not caps["smollm2-135m"]["echo"] and caps["mock"]["echo"]
     one = httpx.get(f"{gateway_url}/v1/models/smollm2-135m", headers=h).json()
     assert not openapi.errors("Model", one)
+
+
+@pytest.mark.slow
+def test_routes_are_listed_with_their_tiers(routed_gateway_url: str, postgres_url: str) -> None:
+    from tests.support.tenancy import bearer, tenant_with_key
+
+    _, key = tenant_with_key(postgres_url)
+    data = {m["id"]: m for m in httpx.get(f"{routed_gateway_url}/v1/models",
+                                          headers=bearer(key)).json()["data"]}
+    auto = data["auto"]
+    assert auto["object"] == "model" and auto["owned_by"] == "llmp" and auto["route"] is True
+    assert auto["tiers"] == ["smollm2-135m", "gemma3-270m"] and auto["default_tier"] == "gemma3-270m"
+    assert "route" not in data["smollm2-135m"]
+    one = httpx.get(f"{routed_gateway_url}/v1/models/auto", headers=bearer(key)).json()
+    assert one == auto
+    # a key that may use no tier of a route does not see it
+    _, narrow = tenant_with_key(postgres_url, key={"allowed_models": ["all-minilm-l6-v2"]})
+    ids = {m["id"] for m in httpx.get(f"{routed_gateway_url}/v1/models",
+                                      headers=bearer(narrow)).json()["data"]}
+    assert ids == {"all-minilm-l6-v2"}
