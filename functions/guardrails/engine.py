@@ -166,14 +166,16 @@ class RequestGuard:
         spans = await self._pii_spans("output", [text])
         return spans[0] if spans else []
 
-    async def check_text(self, text: str, spans: list[Span] | None = None) -> str:
-        """Check a piece of the answer (``spans``: its PII findings if already known): return it
+    async def check_text(self, text: str, spans: list[Span] | None = None,
+                         context: str = "") -> str:
+        """Check a piece of the answer (``spans``: its PII findings if already known; ``context``:
+        the part of its sentence already released, which moderation reads with it): return it
         with violations masked, or raise :class:`OutputBlocked`. Placeholders are not restored."""
         if self.policy.output.pii:
             found = await self.output_spans(text) if spans is None else spans
             text = self._apply_output_pii(text, found)
         if self.policy.output.moderation:
-            text = await self._check_output_moderation(text)
+            text = await self._check_output_moderation(text, context)
         return text
 
     def restore(self, text: str) -> str:
@@ -233,8 +235,10 @@ class RequestGuard:
                 raise OutputBlocked(f"The answer was withheld by content moderation ({names}).")
         return doc.replaced(texts), doc.replaced([self.restore(t) for t in texts])
 
-    async def _check_output_moderation(self, text: str) -> str:
-        hits = await self._moderation_hits("output", [text])
+    async def _check_output_moderation(self, text: str, context: str = "") -> str:
+        if context and await self._moderated_already(context + text, context):
+            return text
+        hits = await self._moderation_hits("output", [context + text])
         if not hits:
             return text
         action = "block" if "block" in hits or self.policy.output.on_violation == "error" else (
@@ -243,6 +247,19 @@ class RequestGuard:
             names = ", ".join(sorted({c for types in hits.values() for c in types}))
             raise OutputBlocked(f"The answer was withheld by content moderation ({names}).")
         return "[removed by content moderation]" if action == "mask" else text
+
+    async def _moderated_already(self, text: str, context: str) -> bool:
+        """``text`` (``context`` and a new piece) would be moderated only for what ``context``,
+        already released, carries: that was decided when it was released, not again now."""
+        m, mod = self.policy.moderation, self.rails.detectors.moderation
+        if all(a == "allow" for a in m.categories.values()):
+            return False
+        whole = await self._guarded("output", mod.name, mod.moderate([text]))
+        if not whole or all(sev < m.min_severity for sev in whole.values()):
+            return True  # nothing to act on at all
+        before = await self._guarded("output", mod.name, mod.moderate([context]))
+        return {c for c, sev in whole.items() if sev >= m.min_severity} <= {
+            c for c, sev in (before or {}).items() if sev >= m.min_severity}
 
     def validate_json(self, text: str, response_format: dict[str, Any] | None) -> None:
         """When ``response_format`` asks for JSON, the complete answer must be valid JSON (and
