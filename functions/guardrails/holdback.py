@@ -21,6 +21,8 @@ fixed window did, so a single value longer than the cap could be split.
 
 from __future__ import annotations
 
+import re
+
 from functions.guardrails.masking import safe_cut
 
 PARTICLES = frozenset({
@@ -31,6 +33,7 @@ PARTICLES = frozenset({
 EXTENSIONS = frozenset({"x", "ext", "extn", "extension"})
 """Words a phone number's extension can follow (``425-555-0100 ext 12``)."""
 _TRIM = ".,;:!?\"'()[]{}\u201c\u201d\u2018\u2019"
+_PLAIN = re.compile(r"[a-z \n\t,;!?'\"()-]*")
 
 
 def continues(word: str) -> bool:
@@ -42,6 +45,16 @@ def continues(word: str) -> bool:
         return True
     bare = word.strip(_TRIM).lower()
     return bare in PARTICLES or bare in EXTENSIONS
+
+
+def plain(text: str) -> bool:
+    """Lowercase ASCII words, spaces and light punctuation only (no digit, capital, ``@``, ``.``,
+    ``:``, ``/``, ``_`` or ``<``): no recognizer matches such text, and (released after a word no
+    finding continues from) it cannot be part of a finding; the analysis of such a piece is
+    skipped. Names are capitalised: NER is not run on sentences without a capital either
+    (:func:`functions.guardrails.pii.candidate_segments`)."""
+    return _PLAIN.fullmatch(text) is not None and not any(
+        w.strip(_TRIM) in PARTICLES or w.strip(_TRIM) in EXTENSIONS for w in text.split())
 
 
 def release_point(text: str, cap: int) -> int:

@@ -19,7 +19,7 @@ import orjson
 from functions.errors import LlmpError, as_llmp_error, sse_error
 from functions.guardrails.engine import OutputKind, RequestGuard
 from functions.guardrails.findings import Span
-from functions.guardrails.holdback import release_point
+from functions.guardrails.holdback import plain, release_point
 from functions.guardrails.masking import safe_cut
 
 Checked = Callable[[str], None]
@@ -204,7 +204,7 @@ class _Window:
         if cut <= 0:
             return "", ""
         spans: list[Span] = []
-        if checks:
+        if checks and not plain(self.pending[:cut]):
             n = len(self.context)
             found = await self.guard.output_spans(self.context + self.pending)
             for s in found:

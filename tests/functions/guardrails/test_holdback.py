@@ -2,7 +2,8 @@
 
 import pytest
 
-from functions.guardrails.holdback import continues, release_point
+from functions.guardrails.holdback import continues, plain, release_point
+from functions.guardrails.pii import PresidioAnalyzer
 
 
 @pytest.mark.parametrize(("text", "held"), [
@@ -48,3 +49,30 @@ def test_a_word_longer_than_the_cap_is_cut_outside_a_placeholder() -> None:
 ])
 def test_continues(word: str, expected: bool) -> None:
     assert continues(word) is expected
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("the refund was approved, so it can go ahead ", True),
+    ("it's (mostly) done; thanks! ", True),
+    ("the day. ", False), ("call 911 ", False), ("ask Maria ", False), ("x@y ", False),
+    ("see http ", True), ("see http: ", False), ("de la ", False), ("<p ", False),
+])
+def test_plain(text: str, expected: bool) -> None:
+    assert plain(text) is expected
+
+
+def test_no_finding_in_plain_text(analyzer: PresidioAnalyzer) -> None:
+    """What :func:`plain` lets through without an analysis: the analyzer finds nothing there."""
+    import asyncio
+    import json
+    from pathlib import Path
+
+    rows = [json.loads(x) for x in (Path(__file__).parents[2] / "data" / "pii.jsonl").read_text(
+        ).splitlines() if x.strip()]
+    runs = []
+    for row in rows:
+        words = [w for w in row["text"].split() if plain(w + " ")]
+        if words:
+            runs.append(" ".join(words))
+    assert runs
+    assert asyncio.run(analyzer.analyze(runs)) == [[] for _ in runs]
