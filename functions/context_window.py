@@ -28,7 +28,7 @@ def prompt_tokens_floor(req: SamplingParams) -> int:
     if isinstance(req, CompletionRequest):
         if req.token_prompt:
             p = req.prompt
-            return max(len(x) for x in p) if isinstance(p[0], list) else len(p)  # type: ignore[arg-type,index]
+            return max(len(x) for x in p) if isinstance(p[0], list) else len(p)  # type: ignore[arg-type]
         longest = max((len(t.encode("utf-8", "surrogatepass")) for t in req.prompts), default=0)
         return (longest + len((req.suffix or "").encode("utf-8", "surrogatepass"))) // BYTES_PER_TOKEN
     if isinstance(req, ChatCompletionRequest):

@@ -41,17 +41,17 @@ class InvalidRequest(LlmpError):
     status, type, code = 400, "invalid_request_error", None
 
 
-class ContextLengthExceeded(InvalidRequest):
+class ContextLengthExceeded(LlmpError):
     """The prompt cannot fit the model's context (as OpenAI says it)."""
 
-    code = "context_length_exceeded"
+    status, type, code = 400, "invalid_request_error", "context_length_exceeded"
 
 
-class InputTooLarge(InvalidRequest):
+class InputTooLarge(LlmpError):
     """More text than a detector takes in one request: a 400 naming the limit (a retry of the same
     request cannot succeed; a 503 would invite one)."""
 
-    code = "input_too_large"
+    status, type, code = 400, "invalid_request_error", "input_too_large"
 
 
 class AuthenticationFailed(LlmpError):
