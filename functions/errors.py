@@ -41,6 +41,19 @@ class InvalidRequest(LlmpError):
     status, type, code = 400, "invalid_request_error", None
 
 
+class ContextLengthExceeded(LlmpError):
+    """The prompt cannot fit the model's context (as OpenAI says it)."""
+
+    status, type, code = 400, "invalid_request_error", "context_length_exceeded"
+
+
+class InputTooLarge(LlmpError):
+    """More text than a detector takes in one request: a 400 naming the limit (a retry of the same
+    request cannot succeed; a 503 would invite one)."""
+
+    status, type, code = 400, "invalid_request_error", "input_too_large"
+
+
 class AuthenticationFailed(LlmpError):
     status, type, code = 401, "invalid_request_error", "invalid_api_key"
 

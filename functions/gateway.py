@@ -286,7 +286,8 @@ class Gateway:
         s = self.guardrail_settings
         audit = AuditLog(self.db, batch=s.audit_batch, flush_s=s.audit_flush_s,
                          max_queue=s.audit_queue_max) if self.settings.database_url else None
-        return Guardrails(build_detectors(s), audit, self.metrics, s.timeout_s, s.holdback_chars)
+        return Guardrails(build_detectors(s), audit, self.metrics, s.timeout_s, s.holdback_chars,
+                          max_chars=s.max_chars, workers=s.workers, bulk_chars=s.bulk_chars)
 
     @cached_property
     def cache_settings(self) -> CacheSettings:
@@ -324,6 +325,8 @@ class Gateway:
         built = self.__dict__
         if "guardrails" in built and self.guardrails.audit is not None:
             await self.guardrails.audit.aclose()  # before the pool it writes through closes
+        if "guardrails" in built:
+            self.guardrails.close()
         if self._refresher is not None:
             self._refresher.cancel()
             with contextlib.suppress(asyncio.CancelledError):

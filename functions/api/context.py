@@ -27,6 +27,7 @@ from starlette.requests import Request
 from functions.api.common import add_response_headers, read_body
 from functions.api.quota import account, admit
 from functions.capabilities import check as check_capabilities
+from functions.context_window import check_context
 from functions.errors import LlmpError, as_llmp_error
 from functions.gateway import Gateway
 from functions.protocol.common import IGNORED_HEADER, SamplingParams
@@ -75,6 +76,7 @@ class RequestContext(Generic[R]):
         if ignored := req.ignored:
             add_response_headers(request, {IGNORED_HEADER: ", ".join(ignored)})
         check_capabilities(spec, req)  # before anything expensive, nothing reserved yet
+        check_context(req, spec.context_length)
         reservation = await admit(gw, request, principal, req)
         return cls(gw, request, principal, req, spec, reservation, choice)
 

@@ -112,7 +112,7 @@ async def read_load(client: httpx.AsyncClient, base_url: str,
 # -- vLLM's 400s, in OpenAI's words ----------------------------------------------------------------
 
 _CONTEXT = re.compile(r"maximum context length|maximum model length|context length is|"
-                      r"longer than the maximum", re.IGNORECASE)
+                      r"longer than the maximum|model's context is", re.IGNORECASE)
 _NOT_PARAMS = frozenset({"model", "messages", "prompt", "stream", "stream_options"})
 
 
@@ -123,7 +123,8 @@ def refine_rejection(e: UpstreamRejected, endpoint: str, body: Mapping[str, Any]
     message = str(e.message)
     code = e.code if isinstance(e.code, str) else None
     param = e.param if isinstance(e.param, str) and e.param else None
-    if _CONTEXT.search(message):  # vLLM's param is "input_tokens", not a request field
+    if code == "context_length_exceeded" or _CONTEXT.search(message):
+        # vLLM's param is "input_tokens", not a request field; llmp's GGUF server names none
         code = "context_length_exceeded"
         param = "messages" if endpoint == "chat/completions" else "prompt"
     elif param is None or param not in body:

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
-from functions.errors import GuardrailBlocked, GuardrailUnavailable, OutputBlocked
+from functions.errors import GuardrailBlocked, GuardrailUnavailable, InputTooLarge, OutputBlocked
 from functions.guardrails import jsontext
 from functions.guardrails.audit import AuditLog, AuditRecord
 from functions.guardrails.findings import Decision, Span, Stage
@@ -25,6 +25,7 @@ from functions.guardrails.pii import PiiAnalyzer
 from functions.guardrails.policy import Action, GuardrailPolicy
 from functions.guardrails.texts import InputText, input_texts, replace_texts, units
 from functions.metrics import GatewayMetrics
+from functions.pools import WorkerPool
 from functions.protocol.common import SamplingParams
 from functions.protocol.embeddings import EmbeddingRequest
 
@@ -45,13 +46,41 @@ class Detectors:
 
 
 class Guardrails:
+    """``workers``/``bulk_chars``: the pools where detectors marked ``cpu_bound`` run (an ``async
+    def`` whose body computes would hold the event loop, and its timeout could not fire); the PII
+    analyzer has its own. ``max_chars``: most text one request may send through the input checks."""
+
     def __init__(self, detectors: Detectors, audit: AuditLog | None, metrics: GatewayMetrics,
-                 timeout_s: float, holdback_chars: int) -> None:
+                 timeout_s: float, holdback_chars: int, *, max_chars: int = 262_144,
+                 workers: int = 2, bulk_chars: int = 16_384) -> None:
         self.detectors = detectors
         self.audit = audit
         self.metrics = metrics
         self.timeout_s = timeout_s
         self.holdback_chars = holdback_chars
+        self.max_chars = max_chars
+        self.bulk_chars = bulk_chars
+        self.pool = WorkerPool("guardrails", workers)
+        self.bulk = WorkerPool("guardrails-bulk", 1)
+
+    def close(self) -> None:
+        """Stop the pools' idle threads (a call under way runs to its end)."""
+        self.pool.close()
+        self.bulk.close()
+        close = getattr(self.detectors.pii, "close", None)
+        if callable(close):
+            close()
+
+    async def detect(self, detector: object, texts: Sequence[str],
+                     call: Callable[..., Awaitable[T]], *args: Any) -> T:
+        """``call(*args)`` on ``texts``: when the detector says it is ``cpu_bound``, in a pool (on
+        an event loop of its own): :attr:`pool`, or :attr:`bulk` for more than ``bulk_chars``
+        characters, so long texts queue behind each other, never in front of short ones. Else
+        here (it awaits I/O: a remote service)."""
+        if getattr(detector, "cpu_bound", False):
+            pool = self.bulk if sum(len(t) for t in texts) > self.bulk_chars else self.pool
+            return await pool.run(_run, call, *args)
+        return await call(*args)
 
     def begin(self, policy: GuardrailPolicy, *, tenant_id: str, request_id: str,
               model: str) -> RequestGuard:
@@ -92,6 +121,12 @@ class RequestGuard:
         items = input_texts(req)
         if not items:
             return req
+        size = sum(len(i.text) for i in items)
+        if size > self.rails.max_chars:
+            raise InputTooLarge(
+                f"The request has {size} characters of text to check; the guardrails accept at "
+                f"most {self.rails.max_chars} per request. Send less text, or split the request.",
+                param="input" if isinstance(req, EmbeddingRequest) else _param(items[0]))
         parts = units(items)
         spans = await self._pii_spans("input", [u.text for u in parts])
         await self._check_injection("input", [u.text for u in parts if u.prompt],
@@ -166,14 +201,16 @@ class RequestGuard:
         spans = await self._pii_spans("output", [text])
         return spans[0] if spans else []
 
-    async def check_text(self, text: str, spans: list[Span] | None = None) -> str:
-        """Check a piece of the answer (``spans``: its PII findings if already known): return it
+    async def check_text(self, text: str, spans: list[Span] | None = None,
+                         context: str = "") -> str:
+        """Check a piece of the answer (``spans``: its PII findings if already known; ``context``:
+        the part of its sentence already released, which moderation reads with it): return it
         with violations masked, or raise :class:`OutputBlocked`. Placeholders are not restored."""
         if self.policy.output.pii:
             found = await self.output_spans(text) if spans is None else spans
             text = self._apply_output_pii(text, found)
         if self.policy.output.moderation:
-            text = await self._check_output_moderation(text)
+            text = await self._check_output_moderation(text, context)
         return text
 
     def restore(self, text: str) -> str:
@@ -233,8 +270,10 @@ class RequestGuard:
                 raise OutputBlocked(f"The answer was withheld by content moderation ({names}).")
         return doc.replaced(texts), doc.replaced([self.restore(t) for t in texts])
 
-    async def _check_output_moderation(self, text: str) -> str:
-        hits = await self._moderation_hits("output", [text])
+    async def _check_output_moderation(self, text: str, context: str = "") -> str:
+        if context and await self._moderated_already(context + text, context):
+            return text
+        hits = await self._moderation_hits("output", [context + text])
         if not hits:
             return text
         action = "block" if "block" in hits or self.policy.output.on_violation == "error" else (
@@ -243,6 +282,22 @@ class RequestGuard:
             names = ", ".join(sorted({c for types in hits.values() for c in types}))
             raise OutputBlocked(f"The answer was withheld by content moderation ({names}).")
         return "[removed by content moderation]" if action == "mask" else text
+
+    async def _moderated_already(self, text: str, context: str) -> bool:
+        """``text`` (``context`` and a new piece) would be moderated only for what ``context``,
+        already released, carries: that was decided when it was released, not again now."""
+        m, mod = self.policy.moderation, self.rails.detectors.moderation
+        if all(a == "allow" for a in m.categories.values()):
+            return False
+        whole = await self._guarded("output", mod.name,
+                                    self.rails.detect(mod, [text], mod.moderate, [text]))
+        if not whole or all(sev < m.min_severity for sev in whole.values()):
+            return True  # nothing to act on at all
+        before = await self._guarded("output", mod.name,
+                                     self.rails.detect(mod, [context], mod.moderate,
+                                                       [context]))
+        return {c for c, sev in whole.items() if sev >= m.min_severity} <= {
+            c for c, sev in (before or {}).items() if sev >= m.min_severity}
 
     def validate_json(self, text: str, response_format: dict[str, Any] | None) -> None:
         """When ``response_format`` asks for JSON, the complete answer must be valid JSON (and
@@ -300,7 +355,8 @@ class RequestGuard:
         if p.action == "allow" or not (prompts or documents):
             return
         det = self.rails.detectors.injection
-        result = await self._guarded(stage, det.name, det.score(prompts, documents))
+        result = await self._guarded(stage, det.name, self.rails.detect(
+            det, [*prompts, *documents], det.score, prompts, documents))
         if result is None:
             return
         if result.degraded:
@@ -348,7 +404,8 @@ class RequestGuard:
         if not texts or all(a == "allow" for a in m.categories.values()):
             return {}
         mod = self.rails.detectors.moderation
-        severities = await self._guarded(stage, mod.name, mod.moderate(texts))
+        severities = await self._guarded(stage, mod.name, self.rails.detect(
+            mod, texts, mod.moderate, texts))
         hits: dict[str, dict[str, int]] = {}
         for cat, sev in (severities or {}).items():
             action = m.categories.get(cat, "allow")
@@ -385,6 +442,13 @@ class RequestGuard:
         if self.rails.audit is not None:
             self.rails.audit.record(AuditRecord(self._tenant_id, self._request_id, self._model,
                                                 Decision(stage, detector, action, types, score)))
+
+
+def _run(call: Callable[..., Awaitable[T]], *args: Any) -> T:
+    async def main() -> T:
+        return await call(*args)
+
+    return asyncio.run(main())
 
 
 def _param(item: InputText) -> str:

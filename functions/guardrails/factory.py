@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from functions.guardrails.bulk import ProcessLane
 from functions.guardrails.engine import Detectors
 from functions.guardrails.injection import (
     HeuristicInjectionDetector,
@@ -48,4 +49,7 @@ def build_detectors(s: GuardrailSettings) -> Detectors:
         injection = HeuristicInjectionDetector()
     moderation: Moderator = (AzureModerator(client) if client and s.moderation == "azure"
                              else RuleModerator())
-    return Detectors(PresidioAnalyzer(s.spacy_model, s.analysis_cache_size), injection, moderation)
+    lane = ProcessLane(s.spacy_model, s.timeout_s, s.bulk_processes) if s.bulk_processes else None
+    pii = PresidioAnalyzer(s.spacy_model, s.analysis_cache_size, workers=s.workers,
+                           bulk_chars=s.bulk_chars, lane=lane)
+    return Detectors(pii, injection, moderation)

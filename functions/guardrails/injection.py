@@ -164,6 +164,8 @@ def heuristic_score(text: str) -> InjectionScore:
 
 class HeuristicInjectionDetector:
     name = "heuristic_injection"
+    cpu_bound = True
+    """Its body computes: run in the guardrails' pool, off the event loop."""
 
     async def score(self, prompts: Sequence[str], documents: Sequence[str]) -> InjectionScore:
         best = InjectionScore(0.0)

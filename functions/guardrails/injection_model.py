@@ -15,7 +15,6 @@ the training collections' benign texts) reads 0.7, the default ``injection.thres
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import math
 import re
@@ -123,6 +122,8 @@ class CombinedInjectionDetector:
     goes on with the heuristics, or refuses when the policy says ``on_classifier_error: refuse``."""
 
     name = "combined_injection"
+    cpu_bound = True
+    """Scored in the guardrails' detector pool (``Guardrails.detect``), never on the event loop."""
 
     def __init__(self, learned: LearnedInjectionDetector | None = None) -> None:
         self.heuristic = HeuristicInjectionDetector()
@@ -131,7 +132,7 @@ class CombinedInjectionDetector:
     async def score(self, prompts: Sequence[str], documents: Sequence[str]) -> InjectionScore:
         h = await self.heuristic.score(prompts, documents)
         try:
-            learned = await asyncio.to_thread(self.learned.score_texts, [*prompts, *documents])
+            learned = self.learned.score_texts([*prompts, *documents])  # already off the loop
         except Exception as e:  # noqa: BLE001 - the heuristics still stand; the engine counts it
             return InjectionScore(h.score, h.categories, {"heuristic": h.score},
                                   degraded=type(e).__name__)

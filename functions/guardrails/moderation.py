@@ -56,6 +56,8 @@ RULE_SEVERITY = 6
 
 class RuleModerator:
     name = "rules_moderation"
+    cpu_bound = True
+    """Its body computes: run in the guardrails' pool, off the event loop."""
 
     async def moderate(self, texts: Sequence[str]) -> dict[str, int]:
         found: dict[str, int] = {}

@@ -1,12 +1,12 @@
 """Output guardrails on a whole answer and on a stream.
 
-A stream is held back by a bounded window (``holdback_chars``, 96 by default: about one sentence) so
-that a PII value split across chunks is seen whole before any of it is sent: text is released only
-once at least that much has arrived after it, cut at a space, never inside a finding or a
-placeholder, then checked, masked or refused, and its placeholders restored. Analysis runs once per
-``STEP`` characters released, not once per token. Tool calls the model makes are checked too: whole
-in a whole answer, and in a stream held back until each call is complete (:class:`_Calls`). Other
-delta fields pass unchanged.
+A stream holds back only what could still become a finding (:mod:`functions.guardrails.holdback`):
+the word being written and a trailing run of words a finding could continue through (numbers,
+capitalised words), at most ``holdback_chars``. Everything before it is released at once, word by
+word: analysed together with the tail of the text already released (context words, and a finding
+that would cross the release point), masked or refused, its placeholders restored. Tool calls the
+model makes are checked too: whole in a whole answer, and in a stream held back until each call is
+complete (:class:`_Calls`). Other delta fields pass unchanged.
 """
 
 from __future__ import annotations
@@ -18,6 +18,8 @@ import orjson
 
 from functions.errors import LlmpError, as_llmp_error, sse_error
 from functions.guardrails.engine import OutputKind, RequestGuard
+from functions.guardrails.findings import Span
+from functions.guardrails.holdback import plain, release_point
 from functions.guardrails.masking import safe_cut
 
 Checked = Callable[[str], None]
@@ -29,8 +31,8 @@ order, each one once: all of them for a whole answer, each batch completed in a 
 when the guard does not check tool calls (:attr:`RequestGuard.checks_tool_calls`): the calls sent are
 then the model's own."""
 
-STEP = 24
-"""Characters that must accumulate beyond the hold-back window before the next release."""
+SENTENCE_CHARS = 512
+"""Most of the sentence being written that moderation sees with each released piece."""
 
 
 def _content(choice: dict[str, Any], kind: OutputKind) -> str | None:
@@ -174,35 +176,69 @@ class _Calls:
 
 
 class _Window:
+    """The part of a streamed answer not yet released (:mod:`functions.guardrails.holdback` says
+    how much must wait), and the tail of what was released, analysed with it as context."""
+
     def __init__(self, guard: RequestGuard, hold: int) -> None:
         self.guard, self.hold = guard, hold
         self.pending = ""
         self.sent = 0
-        self.full: list[str] | None = None
+        self.context = ""
+        """The end of the released text, as the model wrote it (at most ``hold`` characters, from
+        a word start): a finding's context words, and a finding the release point would split."""
+        self.sentence = ""
+        """The released text of the sentence being written: moderation sees it with each piece
+        (moderation rules, like a classifier, need the phrase, not one word)."""
 
     async def release(self, final: bool) -> tuple[str, str]:
         """(checked text, the same with placeholders restored): the next piece to send."""
-        if not final and len(self.pending) < self.hold + STEP:
+        if not self.pending:
             return "", ""
-        cut = len(self.pending) if final else self._cut()
-        spans = []
-        if self.guard.checks_output:  # the whole window is analysed: the held text is context
-            spans = await self.guard.output_spans(self.pending)
-            for s in spans:  # never release part of a finding
-                if s.start < cut < s.end:
-                    cut = s.start
+        checks = self.guard.checks_output
+        if final:
+            cut = len(self.pending)
+        elif not checks:  # only placeholders to restore: hold an unfinished one
+            cut = safe_cut(self.pending, len(self.pending))
+        else:
+            cut = release_point(self.pending, self.hold)
         if cut <= 0:
             return "", ""
-        out, self.pending = self.pending[:cut], self.pending[cut:]
-        if self.guard.checks_output:
-            out = await self.guard.check_text(out, [s for s in spans if s.end <= cut])
+        spans: list[Span] = []
+        if checks and not plain(self.pending[:cut]):
+            n = len(self.context)
+            found = await self.guard.output_spans(self.context + self.pending)
+            for s in found:
+                if s.end <= n:
+                    continue  # in the released text: checked when it was released
+                # a finding begun in the released text (never, by the hold rule; defensively):
+                # its remainder is masked
+                s = Span(s.entity, max(0, s.start - n), s.end - n, s.score)
+                if s.start < cut < s.end:  # never release part of a finding
+                    cut = s.start
+                spans.append(s)
+            if cut <= 0:
+                return "", ""
+        raw, self.pending = self.pending[:cut], self.pending[cut:]
+        out = raw
+        if checks:
+            out = await self.guard.check_text(raw, [s for s in spans if s.end <= cut],
+                                              self.sentence)
+            self._remember(raw)
         return out, self.guard.restore(out)
 
-    def _cut(self) -> int:
-        limit = len(self.pending) - self.hold
-        space = max(self.pending.rfind(" ", 0, limit + 1), self.pending.rfind("\n", 0, limit + 1))
-        cut = space + 1 if space > 0 else limit
-        return safe_cut(self.pending, cut)
+    def _remember(self, raw: str) -> None:
+        tail = self.context + raw
+        if len(tail) > self.hold:
+            start = len(tail) - self.hold
+            space = next((i for i in range(start, len(tail)) if tail[i - 1].isspace()), len(tail))
+            tail = tail[space:]
+        self.context = tail
+        end = max(raw.rfind("."), raw.rfind("\n"), raw.rfind("!"), raw.rfind("?"))
+        if end >= 0:
+            self.sentence = raw[end + 1:]
+        else:
+            self.sentence += raw
+        self.sentence = self.sentence[-SENTENCE_CHARS:]
 
 
 async def guard_stream(guard: RequestGuard, events: AsyncIterator[bytes], kind: OutputKind,

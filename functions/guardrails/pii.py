@@ -12,7 +12,6 @@ earlier turns a chat client re-sends are not analysed again.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import logging
 import re
@@ -23,9 +22,12 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from functions.guardrails import recognizers as rules
 from functions.guardrails.findings import Span
+from functions.pools import WorkerPool
 
 if TYPE_CHECKING:
     from presidio_analyzer import AnalyzerEngine
+
+    from functions.guardrails.bulk import ProcessLane
 
 SUPPORTED = (
     "PERSON", "EMAIL_ADDRESS", "PHONE_NUMBER", "CREDIT_CARD", "US_SSN", "US_ITIN", "IBAN_CODE",
@@ -48,19 +50,51 @@ class PiiAnalyzer(Protocol):
 
 
 class PresidioAnalyzer:
-    def __init__(self, spacy_model: str, cache_size: int = 4096) -> None:
+    """Analyses run in this analyzer's own bounded pool (:class:`functions.pools.WorkerPool`,
+    ``workers`` threads) for up to ``bulk_chars`` characters; longer ones in ``lane``'s worker
+    processes (:mod:`functions.guardrails.bulk`), or without one in a thread of their own, so a
+    long prompt queues behind other long prompts, never in front of a short one. The cache holds
+    the short texts' findings."""
+
+    def __init__(self, spacy_model: str, cache_size: int = 4096, *, workers: int = 2,
+                 bulk_chars: int = 16_384, lane: ProcessLane | None = None) -> None:
         self._spacy_model = spacy_model
         self._engine: AnalyzerEngine | None = None
         self._lock = threading.Lock()
         self._cache: OrderedDict[bytes, list[Span]] = OrderedDict()
         self._cache_size = cache_size
+        self._pool = WorkerPool("pii", workers)
+        self._bulk = WorkerPool("pii-bulk", 1)
+        self._bulk_chars = bulk_chars
+        self._lane = lane
 
     async def analyze(self, texts: Sequence[str], *, ner: bool = True) -> list[list[Span]]:
-        return await asyncio.to_thread(self._analyze_many, list(texts), ner)
+        texts = list(texts)
+        if sum(len(t) for t in texts) <= self._bulk_chars:
+            return await self._pool.run(self._analyze_many, texts, ner)
+        if self._lane is not None:
+            return await self._lane.analyze(texts, ner)
+        return await self._bulk.run(self._analyze_many, texts, ner)
 
     async def load(self) -> None:
         if self._engine is None:
-            await asyncio.to_thread(self._get_engine)
+            await self._bulk.run(self._get_engine)
+            if self._lane is not None:
+                self._lane.start()
+
+    def load_now(self) -> None:
+        """:meth:`load`, in this thread (a worker process's initializer)."""
+        self._get_engine()
+
+    def analyze_now(self, texts: list[str], ner: bool) -> list[list[Span]]:
+        """:meth:`analyze`, in this thread (a worker process)."""
+        return self._analyze_many(texts, ner)
+
+    def close(self) -> None:
+        self._pool.close()
+        self._bulk.close()
+        if self._lane is not None:
+            self._lane.close()
 
     def _analyze_many(self, texts: list[str], ner: bool) -> list[list[Span]]:
         return [self._analyze_one(t, ner) for t in texts]
@@ -92,7 +126,9 @@ class PresidioAnalyzer:
     def _get_engine(self) -> AnalyzerEngine:
         with self._lock:
             if self._engine is None:
-                self._engine = _build_engine(self._spacy_model)
+                engine = _build_engine(self._spacy_model)
+                _first_analysis(engine)
+                self._engine = engine
             return self._engine
 
 
@@ -162,6 +198,23 @@ def _plausible(text: str, entity: str, start: int, end: int) -> bool:
     if entity == "PHONE_NUMBER":
         return sum(c.isdigit() for c in text[start:end]) >= 7
     return True
+
+
+WARM_UP = ("Maria Lopez (maria.lopez@contoso.com, 192.168.0.1) paid with 4111 1111 1111 1111 from "
+           "GB82 WEST 1234 5698 7654 32; see https://contoso.com/a. Call 425-555-0107, "
+           "(425) 555-0199, 425.555.0123, +1 425 555 0100, +44 20 7946 0958, 020 7946 0958, "
+           "+49 30 901820, +91 98765 43210, +972 3 123 4567 or +55 11 91234 5678. SSN 536-22-8745.")
+"""Every recognizer, and phone numbers in the formats and regions the phone recognizer tries
+(phonenumbers compiles each region's patterns on first use)."""
+
+
+def _first_analysis(engine: AnalyzerEngine) -> None:
+    """The first analysis in a process costs ~0.5 s more than the next (phone metadata, spaCy's
+    first pipe, regexes compiled on first use): paid at load, not by the first request (it was
+    most of a stream's added time to first token)."""
+    engine.analyze(WARM_UP, language="en", entities=list(PATTERN_ENTITIES),
+                   nlp_artifacts=_tokens_only(engine, WARM_UP))
+    _ner_spans(engine, WARM_UP)
 
 
 def _tokens_only(engine: AnalyzerEngine, text: str) -> Any:

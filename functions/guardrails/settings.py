@@ -30,8 +30,22 @@ class GuardrailSettings(BaseSettings):
     content_safety_key: str | None = None
     """Its key; without one, ``DefaultAzureCredential`` (managed identity) is used."""
     holdback_chars: int = Field(96, ge=16, le=1024)
-    """Streamed answers are held back by this many characters, so that a PII value split across
-    chunks is seen whole before any of it is sent (must exceed the longest value to catch)."""
+    """The most a streamed answer holds back: only what could still become a finding waits (the
+    word being written, a trailing number or run of capitalised words), up to this many
+    characters; a single value longer than this could be split."""
+    max_chars: int = Field(262_144, gt=0)
+    """Most characters of text one request may send through the input checks (its messages,
+    tools, prompt): more is a 400 naming the limit. Sized so an analysis fits ``timeout_s`` on one
+    core (~2.5 ms per KB) with room to spare."""
+    workers: int = Field(2, ge=1, le=64)
+    """Threads of each process's guardrail pool (PII analyses of short texts; CPU-bound detectors
+    such as the heuristic injection detector and the rule moderator)."""
+    bulk_chars: int = Field(16_384, ge=1)
+    """A PII analysis of more characters than this runs in a worker process (below), so long
+    prompts never queue in front of short ones nor hold this process's interpreter."""
+    bulk_processes: int = Field(1, ge=0, le=16)
+    """Worker processes for long analyses (each loads Presidio and spaCy: ~300 MB); a call past
+    ``timeout_s`` has its worker killed. 0: a thread of the gateway process instead."""
     policy_cache_ttl_s: float = Field(30.0, ge=0)
     """A tenant's policy is cached in the process this long."""
     analysis_cache_size: int = Field(4096, ge=0)

@@ -10,7 +10,6 @@ distribution's file list without importing it. Nothing is fetched from a model h
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import functools
 import logging
@@ -20,6 +19,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 from functions.errors import LlmpError
+from functions.pools import WorkerPool
 from functions.rag.errors import RagUnavailable
 from models.local_files import (
     PACKAGE_PREFIX,
@@ -149,6 +149,8 @@ class LocalEmbedder:
         self.slug = model_slug(spec)
         self.batch_size = batch_size
         self._lock = threading.Lock()
+        self._pool = WorkerPool("embedder", 1)
+        """Its own thread: torch already uses every core for one batch."""
 
     @functools.cached_property
     def model(self) -> Any:
@@ -170,7 +172,7 @@ class LocalEmbedder:
         return int(self.model.max_seq_length)
 
     async def load(self) -> None:
-        await asyncio.to_thread(lambda: self.model)
+        await self._pool.run(lambda: self.model)
 
     def encode(self, texts: Sequence[str]) -> Vectors:
         with self._lock:
@@ -180,14 +182,14 @@ class LocalEmbedder:
         return out
 
     async def embed(self, texts: Sequence[str]) -> Vectors:
-        return await asyncio.to_thread(self.encode, texts)
+        return await self._pool.run(self.encode, texts)
 
     def count(self, text: str) -> int:
         ids = self.model.tokenizer(text, add_special_tokens=False)["input_ids"]
         return len(ids)
 
     async def count_tokens(self, texts: Sequence[str]) -> list[int]:
-        return await asyncio.to_thread(lambda: [self.count(t) for t in texts])
+        return await self._pool.run(lambda: [self.count(t) for t in texts])
 
 
 class Reranker:

@@ -18,6 +18,7 @@ from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any, Literal
 
 from functions.errors import InvalidRequest, NotFound
+from functions.pools import WorkerPool
 from functions.rag.chunking import Chunk, chunk_sections, counted_texts
 from functions.rag.embedder import LocalEmbedder, Reranker, TextEmbedder
 from functions.rag.jobs import JobQueue, Jobs, Upload
@@ -85,6 +86,11 @@ class RagService:
         return QueuedJobs(self._db, self.ingest_upload, self.settings)
 
     @functools.cached_property
+    def cpu(self) -> WorkerPool:
+        """Parsing, chunking and ranking: RAG's own pool, not the guardrails' or Qdrant's."""
+        return WorkerPool("rag", self.settings.cpu_workers)
+
+    @functools.cached_property
     def embedder(self) -> TextEmbedder:
         """The gateway's (the embedding tier, over HTTP), else sentence-transformers in-process."""
         if self._embedder is not None:
@@ -118,7 +124,7 @@ class RagService:
         s = self.settings
         version = hashlib.sha256(data + f"|{s.chunk_tokens}|{s.chunk_overlap_tokens}|{title}".encode()
                                  ).hexdigest()[:24]
-        parsed = await asyncio.to_thread(parse, filename, data, media_type)  # 400/422, nothing written
+        parsed = await self.cpu.run(parse, filename, data, media_type)  # 400/422, nothing written
         store = self.store
         previous = await store.call(store.payloads, store.filter(tenant, kb, doc_id, first_chunk=True), 1)
         if previous and previous[0].get("version") == version:
@@ -128,8 +134,8 @@ class RagService:
         title = title or parsed.title
         texts = counted_texts(parsed.sections)  # counted in one call (one request to the tier)
         counts = dict(zip(texts, await self.embedder.count_tokens(texts), strict=True))
-        chunks = await asyncio.to_thread(chunk_sections, parsed.sections, s.chunk_tokens,
-                                         s.chunk_overlap_tokens, counts.__getitem__)
+        chunks = await self.cpu.run(chunk_sections, parsed.sections, s.chunk_tokens,
+                                    s.chunk_overlap_tokens, counts.__getitem__)
         vectors = await self.embedder.embed([c.embed_text for c in chunks])
         now = int(time.time())
         points = [StoredChunk(point_id(tenant, kb, doc_id, version, c.position), v.tolist(),
@@ -196,15 +202,16 @@ class RagService:
         hits = await store.call(store.search, vector, store.filter(tenant, kb), s.candidates)
         params = RankParams(top_k or s.top_k, s.min_score if min_score is None else min_score,
                             s.dedup_threshold, s.rrf_k, s.lexical_max_df)
-        return await asyncio.to_thread(second_stage, query, hits, mode or self.default_mode, params,
-                                       self.reranker)
+        return await self.cpu.run(second_stage, query, hits, mode or self.default_mode, params,
+                                  self.reranker)
 
     async def aclose(self) -> None:
         for name in ("local_jobs", "queued_jobs"):
             if name in self.__dict__:
                 await self.__dict__[name].aclose()
         if "store" in self.__dict__:
-            await asyncio.to_thread(self.store.close)
+            await self.cpu.run(self.store.close)
+        self.cpu.close()
 
 
 def _payload(tenant: str, kb: str, doc_id: str, version: str, title: str, filename: str,

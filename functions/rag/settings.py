@@ -52,6 +52,13 @@ class RagSettings(BaseSettings):
     context_tokens: int = Field(3000, gt=0)
     """Token budget for retrieved passages, lowered to fit the model's context and max_tokens."""
 
+    cpu_workers: int = Field(1, ge=1, le=32)
+    """Threads for parsing, chunking and ranking (a pool of RAG's own: a large upload being parsed
+    never holds a thread the guardrails or Qdrant calls need)."""
+    qdrant_workers: int = Field(8, ge=1, le=64)
+    """Threads for Qdrant calls (a server is called concurrently; local mode, which is not
+    thread-safe, one call at a time)."""
+
     max_upload_bytes: int = Field(32 * 1024 * 1024, gt=0)
     """Largest document accepted; larger ones get HTTP 413."""
     sync_ingest_max_bytes: int = Field(512 * 1024, ge=0)

@@ -1,14 +1,15 @@
 """Chunks in Qdrant: one collection per embedding model, tenant and knowledge base on every point.
 
 Local mode (``path=``) by default, a server (``LLMP_QDRANT_URL``) in production. The client is
-synchronous and called from a worker thread (local mode computes in Python and would otherwise hold
-the event loop); calls are serialized in local mode, which is not thread-safe. Every failure to reach
-or use Qdrant becomes :class:`RagUnavailable` (503).
+synchronous and called from the store's own bounded pool (local mode computes in Python and would
+otherwise hold the event loop). A server takes concurrent calls (the client's HTTP connection pool
+is thread-safe): they run side by side, up to ``qdrant_workers``; only local mode, which is not
+thread-safe, serializes them. Every failure to reach or use Qdrant becomes :class:`RagUnavailable`
+(503).
 """
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import logging
 import threading
@@ -17,6 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from functions.pools import WorkerPool
 from functions.rag.errors import RagUnavailable
 from functions.rag.settings import RagSettings
 
@@ -57,7 +59,9 @@ class ChunkStore:
         self.dim = dim
         self.local = settings.qdrant_url is None
         self._lock = threading.Lock()
+        """Local mode: every call. A server: only creating the collection, once."""
         self._ready = False
+        self._pool = WorkerPool("qdrant", 1 if self.local else settings.qdrant_workers)
 
     @functools.cached_property
     def client(self) -> QdrantClient:
@@ -72,16 +76,20 @@ class ChunkStore:
                             timeout=max(1, round(s.qdrant_timeout_s)), check_compatibility=False)
 
     async def call(self, fn: Callable[..., T], *args: Any) -> T:
-        return await asyncio.to_thread(self._call, fn, *args)
+        return await self._pool.run(self._call, fn, *args)
 
     def _call(self, fn: Callable[..., T], *args: Any) -> T:
         from qdrant_client.http.exceptions import ApiException
 
         try:
-            with self._lock:
-                if not self._ready:
-                    self._ensure_collection()
-                return fn(*args)
+            if not self._ready:
+                with self._lock:
+                    if not self._ready:
+                        self._ensure_collection()
+            if self.local:
+                with self._lock:
+                    return fn(*args)
+            return fn(*args)
         except (ApiException, OSError, RuntimeError) as e:
             log.warning("qdrant unavailable", extra={"error": type(e).__name__})
             raise RagUnavailable("The knowledge base service (Qdrant) is unavailable; try again "
@@ -163,6 +171,7 @@ class ChunkStore:
     def close(self) -> None:
         if "client" in self.__dict__:
             self.client.close()
+        self._pool.close()
 
 
 def _dense(vector: Any) -> list[float]:

@@ -64,7 +64,7 @@ def _error(status: int, message: str, type_: str = "invalid_request_error",
 
 def _engine_error(e: EngineError) -> Response:
     type_ = "invalid_request_error" if e.status < 500 else "server_error"
-    return _error(e.status, str(e), type_, param=e.param)
+    return _error(e.status, str(e), type_, code=e.code, param=e.param)
 
 
 class GGUFServer:
@@ -261,8 +261,8 @@ class GGUFServer:
                     yield data([], usage=answer.usage())
             yield b"data: [DONE]\n\n"
         except EngineError as e:
-            err = {"error": {"message": str(e), "type": "server_error", "param": None,
-                             "code": None}}
+            err = {"error": {"message": str(e), "param": e.param, "code": e.code,
+                             "type": "invalid_request_error" if e.status < 500 else "server_error"}}
             yield b"data: " + orjson.dumps(err) + b"\n\ndata: [DONE]\n\n"
         # The lease and the engine's generator are released by the response's on_close.
 

@@ -6,10 +6,12 @@ from __future__ import annotations
 class EngineError(Exception):
     status = 500
     param: str | None = None
+    code: str | None = None
 
 
 class ContextTooLong(EngineError):
     status = 400
+    code = "context_length_exceeded"
 
 
 class NotReady(EngineError):

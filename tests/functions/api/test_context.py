@@ -185,3 +185,19 @@ def test_a_tenant_price_ceiling_keeps_auto_on_the_cheap_tier(routed_gateway_url:
     assert r.headers["x-llmp-route-reason"] == "rule:cost"
     assert _route_rows(postgres_url, str(tenant.tenant_id), 1) == [
         ("smollm2-135m", "gguf-smollm2", "auto", "rule:cost", 0)]
+
+
+def test_a_prompt_longer_than_the_context_is_refused_before_the_guardrails(
+        gateway_url: str, postgres_url: str) -> None:
+    """``mock`` has 4,096 tokens of context: 40 kB is at least 5,000 tokens. Refused with OpenAI's
+    code before the guardrails run (the SSN in it would be a ``pii_blocked`` otherwise), nothing
+    charged."""
+    tenant, key = tenant_with_key(postgres_url)
+    body = _body()
+    body["messages"] = [{"role": "user", "content": "SSN 536-22-8745. " + "word " * 8000}]
+    r = _post(gateway_url, key, body)
+    assert r.status_code == 400
+    err = r.json()["error"]
+    assert (err["code"], err["param"]) == ("context_length_exceeded", "messages")
+    assert "4096 tokens" in err["message"]
+    assert _settled(postgres_url, str(tenant.tenant_id), 0) == []

@@ -86,6 +86,10 @@ def test_vllm_refusals_in_openai_words() -> None:
     e = refine_rejection(ctx, "chat/completions", {"messages": []})
     assert (e.status, e.code, e.param) == (400, "context_length_exceeded", "messages")
     assert refine_rejection(ctx, "completions", {"prompt": "x"}).param == "prompt"
+    gguf = UpstreamRejected("The prompt has 3001 tokens; this model's context is 2048 tokens.",
+                            status=400, code="context_length_exceeded")
+    e = refine_rejection(gguf, "chat/completions", {"messages": []})
+    assert (e.status, e.code, e.param) == (400, "context_length_exceeded", "messages")
     bias = UpstreamRejected("token_id(s) [999999] in logit_bias contain out-of-vocab token ids",
                             status=400, code=400)  # type: ignore[arg-type]
     e = refine_rejection(bias, "chat/completions", {"messages": [], "logit_bias": {"999999": 5}})

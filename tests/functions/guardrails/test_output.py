@@ -68,10 +68,12 @@ def test_pii_split_across_chunks_is_masked(rails: Guardrails) -> None:
     assert chunks[-2]["choices"][0]["finish_reason"] == "stop"
 
 
-def test_hold_back_is_bounded(rails: Guardrails) -> None:
-    """Text is released while the answer is still arriving, never more than the window behind."""
+@pytest.mark.parametrize("word", ["word", "Word", "12"])
+def test_hold_back_is_bounded(rails: Guardrails, word: str) -> None:
+    """Text is released while the answer is still arriving, never more than the cap behind (a run
+    of capitalised words or numbers could be one finding: it is held, up to the cap)."""
     g = guard(rails)
-    pieces = split3("word " * 100)
+    pieces = split3(f"{word} " * 100)
     seen: list[int] = []
 
     async def go() -> None:
@@ -91,7 +93,88 @@ def test_hold_back_is_bounded(rails: Guardrails) -> None:
             seen.append(received - out)
 
     asyncio.run(go())
-    assert max(seen) <= 96 + 24 + 3
+    assert max(seen) <= 96 + 3
+    if word == "word":  # nothing could become a finding: one word (and a chunk) behind at most
+        assert max(seen) <= len("word ") + 3
+
+
+def content_events(g: RequestGuard, pieces: list[str]) -> list[str]:
+    async def collect() -> list[bytes]:
+        return [b async for b in guard_stream(g, _events(sse(pieces)), "chat", 96, None)]
+
+    out = []
+    for raw in asyncio.run(collect()):
+        for e in raw.split(b"\n\n"):
+            if e.startswith(b"data: {"):
+                c = orjson.loads(e[6:])
+                if c.get("choices") and c["choices"][0].get("delta", {}).get("content"):
+                    out.append(c["choices"][0]["delta"]["content"])
+    return out
+
+
+def test_plain_words_are_released_word_by_word(rails: Guardrails) -> None:
+    """Each token that begins a word releases the word before it (checked): a chat UI shows the
+    answer as it is written, not in bursts."""
+    words = ["the", "refund", "was", "approved", "and", "the", "money", "should", "arrive", "in",
+             "three", "to", "five", "days"]
+    pieces = [words[0], *(" " + w for w in words[1:])]
+    events = content_events(guard(rails), pieces)
+    assert events == [w + " " for w in words[:-1]] + [words[-1]]
+
+
+def test_a_run_that_could_be_a_finding_is_held_until_it_ends(rails: Guardrails) -> None:
+    """A number or a run of capitalised words is held until a word that no finding holds ends it
+    (that word is known to be finished when the next one begins), then checked whole."""
+    pieces = ["Call", " Maria", " Lopez", " at", " 425", " 555", " 0173", " today", " please"]
+    events = content_events(guard(rails, pii={"entities": {"PERSON": "mask",
+                                                           "PHONE_NUMBER": "mask"}}), pieces)
+    assert events == ["Call <PERSON> at ", "<PHONE_NUMBER> today ", "please"]
+
+
+MATRIX = {
+    "EMAIL_ADDRESS": "You can write to dana.white@contoso.com about the refund.",
+    "PHONE_NUMBER": "Please call her phone at (425) 555-0173 about the refund.",
+    "US_SSN": "Her social security number is 536-22-8745 on the form.",
+    "CREDIT_CARD": "The card on file is 4111 1111 1111 1111 and it works.",
+    "IBAN_CODE": "Send it to the account GB82 WEST 1234 5698 7654 32 today.",
+    "IP_ADDRESS": "The server answered from 192.168.10.24 this morning.",
+    "PERSON": "The file was signed by Maria Lopez yesterday afternoon.",
+    "CRYPTO": "Pay to wallet 1BoatSLRHtKNngkdXEeobR76b53LETtpyT as agreed.",
+    "US_ITIN": "Her itin is 912-70-1234 for taxes.",
+    "MEDICAL_LICENSE": "The medical license is AB1234563 on the record.",
+    "US_PASSPORT": "Her passport number is 912803456 for the trip.",
+    "US_BANK_NUMBER": "The bank account number is 945245696 at the branch.",
+    "US_DRIVER_LICENSE": "Her driver license is H12345678 in the state.",
+    "URL": "The form is at https://contoso.com/forms/refund?id=7 for you.",
+}
+
+
+@pytest.mark.parametrize("entity", sorted(MATRIX))
+def test_every_finding_split_at_every_offset_is_masked(rails: Guardrails, entity: str) -> None:
+    """Each entity type, its value split across two chunks at every offset (and the whole answer
+    in 3-character chunks): never released in part, always masked whole."""
+    text = MATRIX[entity]
+    g = guard(rails, pii={"entities": {e: "mask" for e in MATRIX}})
+    (whole,) = asyncio.run(rails.detectors.pii.analyze([text]))
+    (span,) = [s for s in whole if s.entity == entity]
+    expected = text[:span.start] + f"<{entity}>" + text[span.end:]
+    value = text[span.start:span.end]
+    splits = [[text[:span.start + k], text[span.start + k:]] for k in range(1, len(value))]
+    splits += [split3(" " * k + text) for k in range(3)]
+    for pieces in splits:
+        out, _ = run_stream(guard(rails, pii={"entities": {e: "mask" for e in MATRIX}}), pieces)
+        assert out.lstrip() == expected, pieces
+    assert g.policy.pii.entities[entity] == "mask"
+
+
+@pytest.mark.parametrize("at", range(1, len("<PERSON_1>")))
+def test_a_placeholder_split_at_every_offset_is_restored(rails: Guardrails, at: int) -> None:
+    g = guard(rails)
+    g.masker.placeholder("PERSON", "Ada Lovelace")
+    text = "Dear <PERSON_1>, welcome aboard."
+    i = text.index("<") + at
+    out, _ = run_stream(g, [text[:i], text[i:]])
+    assert out == "Dear Ada Lovelace, welcome aboard."
 
 
 def test_block_mid_stream_ends_with_error_event(rails: Guardrails) -> None:
@@ -163,6 +246,19 @@ def test_moderation_on_output(rails: Guardrails) -> None:
     masked = asyncio.run(check_completion(
         guard(rails, moderation={"categories": {"violence": "mask"}}), completion(bad), "chat", None))
     assert masked["choices"][0]["message"]["content"] == "[removed by content moderation]"
+
+
+def test_moderation_of_a_stream_reads_the_sentence_not_the_word(rails: Guardrails) -> None:
+    """Released word by word, the phrase is still moderated whole (the sentence so far is read
+    with each piece); a flag is recorded once, not once per word after it."""
+    bad = "Fine. Step one: here is how to build a pipe bomb at home with household items. Done."
+    words = bad.split(" ")
+    pieces = [words[0], *(" " + w for w in words[1:])]
+    text, chunks = run_stream(guard(rails), pieces)
+    assert chunks[-1]["error"]["code"] == "content_filter" and "bomb" not in text
+    g = guard(rails, moderation={"categories": {"violence": "flag"}})
+    text, _ = run_stream(g, pieces)
+    assert text == bad and g._decisions == 1
 
 
 MASKED = ("Thanks for asking. The customer is reachable by mail at <EMAIL_ADDRESS_1> and "

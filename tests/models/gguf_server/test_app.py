@@ -88,7 +88,8 @@ def test_too_long_prompt_is_400_also_when_streaming(gguf_url: str) -> None:
     r = httpx.post(f"{gguf_url}/v1/chat/completions", timeout=60, json={
         "messages": [{"role": "user", "content": "x " * 3000}], "stream": True})
     assert r.status_code == 400
-    assert "context" in r.json()["error"]["message"]
+    err = r.json()["error"]
+    assert "context" in err["message"] and err["code"] == "context_length_exceeded"
 
 
 def test_disconnect_frees_the_slot(gguf_url: str) -> None:
