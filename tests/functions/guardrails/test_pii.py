@@ -2,7 +2,8 @@ import asyncio
 
 import pytest
 
-from bench.pii_corpus import ENTITIES, Sample, generate
+from bench.guardrails_quality import pii_quality
+from bench.pii_corpus import generate
 from functions.guardrails.pii import PresidioAnalyzer
 from tests.functions.guardrails.conftest import labeled
 
@@ -53,29 +54,13 @@ def test_a_name_in_a_long_prompt_is_found(analyzer: PresidioAnalyzer) -> None:
     assert [text[s.start:s.end] for s in spans if s.entity == "PERSON"] == ["Olivia Brown"]
 
 
-def _recall_and_precision(analyzer: PresidioAnalyzer, corpus: list[Sample]
-                          ) -> tuple[dict[str, float], float]:
-    found = asyncio.run(analyzer.analyze([s.text for s in corpus]))
-    hits: dict[str, list[bool]] = {e: [] for e in ENTITIES}
-    tp = fp = 0
-    for sample, spans in zip(corpus, found, strict=True):
-        kept = [x for x in spans if x.score >= 0.4 and x.entity != "LOCATION"]
-        for entity, a, b in sample.spans:
-            hits[entity].append(any(x.entity == entity and x.start < b and x.end > a for x in kept))
-        for x in kept:
-            if any(x.entity == e and x.start < b and x.end > a for e, a, b in sample.spans):
-                tp += 1
-            else:
-                fp += 1
-    return {e: sum(h) / len(h) for e, h in hits.items()}, tp / (tp + fp)
-
-
 def test_generated_corpus_recall_and_precision(analyzer: PresidioAnalyzer) -> None:
     """The benchmark's corpus at a small size (bench/guardrails_quality.py runs 500 per type): a
     seed the rules were not written against, on the templates no rule was tuned on."""
-    recall, precision = _recall_and_precision(analyzer, generate(30, seed=11, holdout=True))
-    assert min(recall.values()) >= 0.8, recall
-    assert precision >= 0.9
+    q = pii_quality(analyzer, generate(30, seed=11, holdout=True))
+    recall = q["recall"]
+    assert isinstance(recall, dict) and min(recall.values()) >= 0.8, recall
+    assert isinstance(q["precision"], float) and q["precision"] >= 0.9
 
 
 def test_context_decides_between_nine_digit_readings(analyzer: PresidioAnalyzer) -> None:
