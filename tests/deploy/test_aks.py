@@ -21,7 +21,9 @@ NAMESPACE = "llmp-models"
 # Not set on purpose: the version label comes from Blob (docs/models.md), and the server reads Blob
 # with its workload identity, never with a connection string (no shared keys).
 NOT_SET = {"LLMP_GGUF_VERSION": "the version label comes from the Blob pointer",
-           "LLMP_BLOB_CONNECTION_STRING": "Entra auth: LLMP_BLOB_ACCOUNT_URL + workload identity"}
+           "LLMP_BLOB_CONNECTION_STRING": "Entra auth: LLMP_BLOB_ACCOUNT_URL + workload identity",
+           "LLMP_GGUF_CHAT_TEMPLATE_FILE": "a version in Blob carries its chat template (published "
+                                           "with `llmp models publish --chat-template`)"}
 # Custom resources have no schema in kubernetes-validate: their required fields are checked here.
 CRD_REQUIRED = {
     "ScaledObject": ["spec.scaleTargetRef.name", "spec.triggers"],
