@@ -258,11 +258,12 @@ class VllmBackend(OpenAICompatBackend):
 
     async def poll(self, timeout_s: float) -> PollResult:
         """vLLM's ``/metrics``: requests running and waiting, and the KV cache's use, turned into
-        slots (the running requests at which the KV cache would be full)."""
+        slots (the running requests at which the KV cache would be full); ``/health`` alone when
+        the metrics cannot be read."""
         try:
             load = await read_load(self._client, self._base.removesuffix("v1/"), timeout_s=timeout_s)
         except MetricsUnavailable:
-            return PollResult(False)
+            return await super().poll(timeout_s)  # no metrics (a proxy, an old build): is it up?
         if not load.known:
             return PollResult(True)
         running, waiting = load.running or 0, load.waiting or 0
