@@ -21,9 +21,9 @@ locals {
     LLMP_VLLM_ENABLED                         = "true"
     LLMP_VLLM_LOCAL                           = "0" # smollm2-vllm: llmp serve's CPU vLLM, never in Azure
     # gemma3-270m: local only until aks/ deploys it; `auto` then routes to SmolLM2 alone in Azure.
-    LLMP_GEMMA3_ENABLED                       = "false"
-    LLMP_GEMMA3_URL                           = ""
-    LLMP_QDRANT_URL                           = var.qdrant_url
+    LLMP_GEMMA3_ENABLED = "false"
+    LLMP_GEMMA3_URL     = ""
+    LLMP_QDRANT_URL     = var.qdrant_url
     # The embedding tier (aks/base/embedding-server): /v1/embeddings, and RAG and the semantic cache.
     LLMP_EMBEDDING_URL        = var.embedding_url
     LLMP_EMBEDDING_ALIAS      = "all-minilm-l6-v2"
