@@ -35,6 +35,8 @@ EXPECTED = {
     "tenant_keys": ("v1/admin/tenants/{tenant}/keys", ["GET", "POST"]),
     "key_revoke": ("v1/admin/keys/{key_id}", ["DELETE"]),
     "usage_report": ("v1/admin/usage", ["GET"]),
+    "backends": ("v1/admin/backends", ["GET"]),
+    "backend_drain": ("v1/admin/backends/{name}/{action}", ["POST"]),
 }
 
 
