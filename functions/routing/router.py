@@ -335,9 +335,10 @@ class Router:
                 "alias": alias, "backend": name, "url": getattr(backend, "url", None),
                 "kind": getattr(backend, "kind", None),
                 "state": self.breakers[name].state(now), "drained": name in self.drained,
-                "load": {"active": r.active if fresh and r else None,
-                         "queued": r.queued if fresh and r else None,
-                         "slots": r.slots if r else None, "in_flight": load.in_flight},
+                # None until the replica has reported its load (or when the reading is stale)
+                "load": {"active": r.active, "queued": r.queued, "slots": r.slots,
+                         "in_flight": load.in_flight} if fresh and r is not None else None,
+                "in_flight": load.in_flight,
                 "sec_per_token": round(load.sec_per_token, 5) if load.sec_per_token else None,
                 "picks": stats.picks, "failures": stats.failures,
                 "affinity_hits": stats.affinity_hits, "version": load.version,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -162,7 +163,7 @@ def test_serve_starts_replicas_the_gateway_knows(tmp_path: Path) -> None:
            if k not in ("DATABASE_URL", "REDIS_URL", "LLMP_GGUF_THREADS")}
     env.update(LLMP_DATA_DIR=str(tmp_path / "data"), LLMP_SMOLLM2_URL=f"http://127.0.0.1:{gguf_port}",
                LLMP_EMBEDDING_URL=f"http://127.0.0.1:{embedding_port}", PYTHONUNBUFFERED="1",
-               LLMP_LOCAL_REPLICAS="2")
+               LLMP_LOCAL_REPLICAS="2", LLMP_GEMMA3_ENABLED="0")
     proc = subprocess.Popen([sys.executable, "-m", "llmp_cli.main", "serve", "--port", str(port)],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                             start_new_session=True, text=True)
@@ -201,6 +202,13 @@ def test_serve_starts_replicas_the_gateway_knows(tmp_path: Path) -> None:
             got = httpx.get(f"http://127.0.0.1:{port}/v1/admin/tenants", timeout=30,
                             headers={"authorization": f"Bearer {k}"})
             assert got.status_code == status, got.text
+        # `llmp backends` against this gateway: both replicas, with the load they report
+        out = subprocess.run([sys.executable, "-m", "llmp_cli.main", "backends", "--json",
+                              "--base-url", f"http://127.0.0.1:{port}", "--api-key", admin],
+                             env=env, capture_output=True, text=True, timeout=60, check=True)
+        rows = {row["backend"]: row for row in json.loads(out.stdout)}
+        assert set(replicas) <= set(rows)
+        assert all(rows[name]["load"]["slots"] == 4 for name in replicas)
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGINT)
