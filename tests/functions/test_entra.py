@@ -215,7 +215,7 @@ def test_entra_token_through_the_gateway(jwks: tuple[str, Jwks], signer: Signer,
         "entra_tenant_id": TID, "entra_audiences": [AUD], "entra_jwks_url": jwks[0]})
     body = {"model": "mock", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 2}
     with serve_asgi(create_app(Gateway(settings))) as url:
-        ok = httpx.post(f"{url}/v1/chat/completions", json=body,
+        ok = httpx.post(f"{url}/v1/chat/completions", json=body, timeout=60,  # a new gateway
                         headers={"authorization": f"Bearer {signer.token(roles=[role])}"})
         assert ok.status_code == 200 and ok.headers["x-ratelimit-limit-requests"] == "50"
         expired = signer.token(roles=[role], exp=int(time.time()) - 3600)
