@@ -156,7 +156,7 @@ class _Attempts:
         pick = self.pick
         affinity = pick.affinity if pick is not None and self.key is not None else None
         if self.key is not None and pick is not None and pick.affinity != "hit":
-            self.d.router._spawn(self.d.router.affinity.pin(self.tenant, self.tier, self.key,
+            self.d.router.spawn(self.d.router.affinity.pin(self.tenant, self.tier, self.key,
                                                             backend.name))
         return Routed(backend, self.tier, pick.why if pick else "only", self.retries, affinity)
 

@@ -185,11 +185,7 @@ class UsageReader:
     async def report(self, start: date, end: date, tenant_id: str | None = None
                      ) -> list[UsageRow]:
         """Rows for the days ``start`` to ``end`` inclusive (UTC)."""
-        where = "l.at >= %s AND l.at < %s"
-        args: list[Any] = [start, end + timedelta(days=1)]
-        if tenant_id is not None:
-            where += " AND l.tenant_id = %s"
-            args.append(tenant_id)
+        where, args = _period("l.", start, end, tenant_id)
         async with self._db.connection() as conn:
             cur = await conn.execute(
                 "SELECT (l.at AT TIME ZONE 'UTC')::date AS day, t.name, l.model, count(*),"
@@ -199,6 +195,18 @@ class UsageReader:
             rows = await cur.fetchall()
         return [UsageRow(r[0], r[1], r[2], int(r[3]), int(r[4]), int(r[5]), float(r[6]))
                 for r in rows]
+
+
+def _period(alias: str, start: date, end: date, tenant_id: str | None
+            ) -> tuple[str, list[Any]]:
+    """The ledger rows of the UTC days ``start`` to ``end`` inclusive, of one tenant if given:
+    a WHERE clause over the ledger (``alias``: its table prefix, e.g. ``"l."``) and its args."""
+    where = f"{alias}at >= %s AND {alias}at < %s"
+    args: list[Any] = [start, end + timedelta(days=1)]
+    if tenant_id is not None:
+        where += f" AND {alias}tenant_id = %s"
+        args.append(tenant_id)
+    return where, args
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,11 +223,8 @@ class RouteRow:
 async def route_report(db: Database, start: date, end: date, tenant_id: str | None = None
                        ) -> list[RouteRow]:
     """Requests that named a route, per route, tier and reason, for the days ``start`` to ``end``."""
-    where = "route IS NOT NULL AND at >= %s AND at < %s"
-    args: list[Any] = [start, end + timedelta(days=1)]
-    if tenant_id is not None:
-        where += " AND tenant_id = %s"
-        args.append(tenant_id)
+    where, args = _period("", start, end, tenant_id)
+    where = "route IS NOT NULL AND " + where
     async with db.connection() as conn:
         cur = await conn.execute(
             "SELECT route, model, reason, count(*), sum(prompt_tokens), sum(completion_tokens),"

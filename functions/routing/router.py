@@ -301,13 +301,14 @@ class Router:
             ev.set()
         log.warning("backend breaker opened", extra={"backend": name, "seconds": seconds,
                                                      "reason": why})
-        self._spawn(self.shared.opened(name, seconds))
+        self.spawn(self.shared.opened(name, seconds))
 
     def _closed(self, name: str) -> None:
         log.info("backend breaker closed", extra={"backend": name})
-        self._spawn(self.shared.closed(name))
+        self.spawn(self.shared.closed(name))
 
-    def _spawn(self, coro: Any) -> None:
+    def spawn(self, coro: Any) -> None:
+        """Run ``coro`` off the request path (awaited at close); dropped without a loop."""
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
