@@ -171,9 +171,9 @@ def test_gateway_flushes_the_ledger_on_exit(gateway_settings: GatewaySettings,
     t, key = tenant_with_key(postgres_url)
     settings = gateway_settings.model_copy(update={"spend_flush_s": 3600})
     with serve_asgi(create_app(Gateway(settings))) as url:
-        r = httpx.post(f"{url}/v1/chat/completions", headers=bearer(key),
+        r = httpx.post(f"{url}/v1/chat/completions", headers=bearer(key), timeout=60,
                        json={"model": "mock", "messages": [{"role": "user", "content": "hi"}],
-                             "max_tokens": 3})
+                             "max_tokens": 3})  # a new gateway: its models load on this request
         assert r.status_code == 200
 
     async def count() -> int:
